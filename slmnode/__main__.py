@@ -1,0 +1,3 @@
+from slmnode.cli import main
+
+main()

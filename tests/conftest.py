@@ -1,0 +1,109 @@
+"""Shared fixtures.
+
+- Every test gets its own empty ``SLMNODE_HOME`` (autouse), so nothing touches the user's files.
+- ``embedded_home``: one session-wide home whose store holds the embedded model (placed once).
+- ``node``: one real ``slmnode serve`` subprocess on a free loopback port, loaded once per session;
+  readiness is read from its own log lines, not waited for with sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from slmnode.catalog.store import EMBEDDED_NAME, ModelStore
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "slmnode-home"
+    monkeypatch.setenv("SLMNODE_HOME", str(home))
+    for key in [k for k in os.environ if k.startswith("SLMNODE_") and k != "SLMNODE_HOME"]:
+        monkeypatch.delenv(key)
+    return home
+
+
+@pytest.fixture(scope="session")
+def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("embedded-home")
+    ModelStore(home / "models").ensure_embedded()
+    return home
+
+
+@pytest.fixture(scope="session")
+def embedded_path(embedded_home: Path) -> Path:
+    store = ModelStore(embedded_home / "models")
+    return store.path_of(store.get(EMBEDDED_NAME))
+
+
+@dataclass
+class RunningNode:
+    proc: subprocess.Popen[str]
+    base_url: str
+    model: str
+    log: list[str]
+
+
+class NodeProcess:
+    """A real ``slmnode serve`` child process; stderr lines are collected by a thread."""
+
+    def __init__(self, home: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        full_env = {**os.environ, "SLMNODE_HOME": str(home), **(env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "slmnode", "serve", "--port", "0", *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=full_env,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.log: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line)
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, pattern: str, timeout: float = 180) -> re.Match[str]:
+        """Block until a log line matches ``pattern`` (fails if the process ends first)."""
+        rx = re.compile(pattern)
+        while True:
+            line = self.lines.get(timeout=timeout)
+            if line is None:
+                raise AssertionError(f"node exited ({self.proc.wait()}) before /{pattern}/:\n{''.join(self.log)}")
+            if m := rx.search(line):
+                return m
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_node(home: Path, *args: str, env: dict[str, str] | None = None, wait_ready: bool = True) -> tuple[NodeProcess, str]:
+    p = NodeProcess(home, *args, env=env)
+    url = p.wait_for(r"listening on (http://\S+)").group(1)
+    if wait_ready:
+        p.wait_for(r"^ready: model loaded")
+    return p, url
+
+
+@pytest.fixture(scope="session")
+def node(embedded_home: Path) -> Iterator[RunningNode]:
+    p, url = start_node(embedded_home, "--ctx", "2048")
+    yield RunningNode(p.proc, url, EMBEDDED_NAME, p.log)
+    p.stop()
