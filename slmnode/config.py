@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from slmnode.errors import ConfigError
 
 KVType = Literal["f16", "q8_0", "q4_0"]
+ChatFormat = Literal["auto", "template", "gemma", "chatml", "llama3", "phi3", "plain"]
 
 
 def home_dir() -> Path:
@@ -45,6 +46,7 @@ class Settings(BaseModel):
     mlock: bool = False
     kv_type: KVType = "f16"
     flash_attn: bool = False
+    chat_format: ChatFormat = "auto"
     log_prompts: bool = False
 
 

@@ -19,7 +19,7 @@ from slmnode.server.service import Node, chat_job
 
 
 async def _stream(node: Node, messages: list[dict[str, Any]], params: GenerationParams, echo: bool) -> tuple[str, Usage]:
-    job = chat_job(node.model.info, messages, params)
+    job = chat_job(node.model.info, messages, params, chat_format=node.settings.chat_format)
     parts: list[str] = []
     usage = Usage()
     async for ev in node.engine.generate(job.prompt, job.params):

@@ -55,7 +55,11 @@ _FORMATS: dict[str, _Turns] = {
                      "<|start_header_id|>assistant<|end_header_id|>\n\n", ("<|eot_id|>", "<|eom_id|>")),
     "phi3": _Turns("phi3", "<|system|>\n", "<|user|>\n", "<|assistant|>\n", None, "<|end|>\n",
                    "<|assistant|>\n", ("<|end|>", "<|endoftext|>")),
+    # A plain transcript for base models that never saw a chat format.
+    "plain": _Turns("plain", "", "User: ", "Assistant: ", None, "\n", "Assistant:",
+                    ("\nUser:", "\nAssistant:")),
 }
+CHAT_FORMATS = ("auto", "template", *_FORMATS)
 _BY_END_TOKEN = {"<end_of_turn>": "gemma", "<|im_end|>": "chatml", "<|eot_id|>": "llama3", "<|end|>": "phi3"}
 _BY_ARCH = {"gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma", "gemma3n": "gemma", "qwen2": "chatml",
             "qwen3": "chatml", "qwen3moe": "chatml", "qwen35": "chatml", "phi3": "phi3", "llama": "llama3"}
@@ -175,11 +179,19 @@ def _render_template(info: ModelInfo, messages: list[dict[str, Any]], fns: list[
     return text
 
 
-def render_chat(info: ModelInfo, messages: list[dict[str, Any]], fns: list[dict[str, Any]] | None = None) -> Rendered:
-    """The prompt and stop strings for ``messages`` (OpenAI shape) on model ``info``."""
+def render_chat(info: ModelInfo, messages: list[dict[str, Any]], fns: list[dict[str, Any]] | None = None,
+                chat_format: str = "auto") -> Rendered:
+    """The prompt and stop strings for ``messages`` (OpenAI shape) on model ``info``.
+
+    ``chat_format``: "auto" (GGUF template, else the family's format), "template" (same), or a
+    format name forcing it (e.g. "plain" for a base model that ignores its family's turn tokens).
+    """
     msgs = normalize(messages)
-    fmt = _FORMATS[known_format(info)]
-    if info.chat_template:
+    forced = chat_format not in ("auto", "template")
+    if forced and chat_format not in _FORMATS:
+        raise RequestError(f"unknown chat format '{chat_format}'; choose one of {', '.join(CHAT_FORMATS)}")
+    fmt = _FORMATS[chat_format if forced else known_format(info)]
+    if info.chat_template and not forced:
         try:
             return Rendered(_render_template(info, messages, fns), list(fmt.stop), "gguf-template")
         except jinja2.TemplateError:

@@ -174,7 +174,8 @@ async def chat(body: ChatReq, request: Request) -> JSONResponse | StreamingRespo
     if not body.messages:  # Ollama: an empty chat loads the model
         return JSONResponse({"model": model.name, "created_at": _now(), "message": {"role": "assistant", "content": ""},
                              "done_reason": "load", "done": True})
-    job = chat_job(model.info, _ollama_messages(body.messages), _params(body), body.tools, "auto")
+    job = chat_job(model.info, _ollama_messages(body.messages), _params(body), body.tools, "auto",
+                   node.settings.chat_format)
     return await _respond(node, model, job.prompt, job.params, body.stream, "chat", job.fns)
 
 
@@ -189,7 +190,7 @@ async def generate(body: GenerateReq, request: Request) -> JSONResponse | Stream
         prompt = body.prompt
     else:
         msgs = ([{"role": "system", "content": body.system}] if body.system else []) + [{"role": "user", "content": body.prompt}]
-        job = chat_job(model.info, msgs, params)
+        job = chat_job(model.info, msgs, params, chat_format=node.settings.chat_format)
         prompt, params = job.prompt, job.params
     return await _respond(node, model, prompt, params, body.stream, "generate", [])
 

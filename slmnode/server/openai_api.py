@@ -106,7 +106,7 @@ async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse 
     node: Node = request.app.state.node
     model = node.resolve_model(body.model)
     params = _apply_format(body.params(), body.response_format)
-    job = chat_job(model.info, body.messages, params, body.tools, body.tool_choice)
+    job = chat_job(model.info, body.messages, params, body.tools, body.tool_choice, node.settings.chat_format)
     cid, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
     base = {"id": cid, "created": created, "model": model.name, "system_fingerprint": "slmnode"}
     t0 = time.perf_counter()

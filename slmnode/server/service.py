@@ -63,12 +63,13 @@ class Outcome:
 
 
 def chat_job(info: ModelInfo, messages: list[dict[str, Any]], params: GenerationParams,
-             tools: list[dict[str, Any]] | None = None, tool_choice: Any = None) -> ChatJob:
+             tools: list[dict[str, Any]] | None = None, tool_choice: Any = None,
+             chat_format: str = "auto") -> ChatJob:
     fns = function_defs(tools)
     if tool_choice == "none":
         fns = []
     forced = forced_tools(fns, tool_choice if tool_choice is not None else "auto")
-    rendered = render_chat(info, messages, fns or None)
+    rendered = render_chat(info, messages, fns or None, chat_format)
     params = params.model_copy(update={"stop": list(dict.fromkeys([*params.stop, *rendered.stop]))})
     if forced:
         params = params.model_copy(update={"json_schema": call_schema(forced), "json_object": False})

@@ -77,3 +77,17 @@ def test_template_that_raises_falls_back_to_known_format() -> None:
 def test_bad_messages_raise_request_error(messages: list) -> None:
     with pytest.raises(RequestError):
         render_chat(GEMMA, messages)
+
+
+def test_plain_format_can_be_forced_for_base_models() -> None:
+    r = render_chat(GEMMA, [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}],
+                    chat_format="plain")
+    assert r.prompt == "Be brief.\nUser: Capital of France?\nAssistant:"
+    assert "\nUser:" in r.stop and r.format == "plain"
+
+
+def test_forced_format_beats_gguf_template_and_unknown_is_rejected() -> None:
+    tpl_model = dataclasses.replace(GEMMA, chat_template="{{ messages }}")
+    assert render_chat(tpl_model, [{"role": "user", "content": "x"}], chat_format="chatml").format == "chatml"
+    with pytest.raises(RequestError, match="plain"):
+        render_chat(GEMMA, [{"role": "user", "content": "x"}], chat_format="vicuna")
