@@ -29,13 +29,14 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT / "tests/data/corpus/alice_in_wonderland_pg11.txt"
 SCHEMA = {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "string", "maxLength": 40},
                                                      "minItems": 12, "maxItems": 12}}, "required": ["items"]}
 
 
 def passages(tokenize, n: int, target: int = 512) -> list[str]:
-    words = CORPUS.read_text(encoding="utf-8").split()
+    from slmnode.corpus import default_corpus_text
+
+    words = default_corpus_text().split()
     out, start = [], 2000
     for _ in range(n):
         lo, hi = 50, 1200

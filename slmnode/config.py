@@ -46,7 +46,24 @@ class Settings(BaseModel):
     mlock: bool = False
     kv_type: KVType = "f16"
     flash_attn: bool = False
+    parallel: int = Field(4, ge=1, le=64, description="sequences decoded together (continuous batching slots)")
     chat_format: ChatFormat = "auto"
+    keep_alive: str = Field("5m", description="unload a non-default model idle this long (300, 5m, 1h; -1 = never)")
+    max_loaded_models: int = Field(1, ge=1, le=16)
+    # staying up (supervisor)
+    max_queue: int = Field(32, ge=0, le=100_000, description="requests that may wait; past it 503 + Retry-After")
+    request_timeout: float = Field(600.0, ge=0, description="seconds per request (0 = no limit)")
+    hang_timeout: float = Field(30.0, gt=0, description="seconds without heartbeat/progress before a restart")
+    canary_interval: float = Field(120.0, ge=0, description="seconds between idle canary generations (0 = off)")
+    memory_check: bool = True
+    hardware_root: str = Field("/", description="where /proc and /sys are read (tests point it at a capture)")
+    thermal_soft: float = 75.0
+    thermal_hard: float = 82.0
+    thermal_interval: float = Field(5.0, gt=0)
+    telegram_token: str | None = None
+    telegram_chat_id: str | None = None
+    telegram_base_url: str = "https://api.telegram.org"
+    uptime_kuma_url: str | None = None
     log_prompts: bool = False
 
 

@@ -59,6 +59,7 @@ class NodeProcess:
     """A real ``slmnode serve`` child process; stderr lines are collected by a thread."""
 
     def __init__(self, home: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.home = str(home)
         full_env = {**os.environ, "SLMNODE_HOME": str(home), **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "slmnode", "serve", "--port", "0", *args],
@@ -84,6 +85,13 @@ class NodeProcess:
                 raise AssertionError(f"node exited ({self.proc.wait()}) before /{pattern}/:\n{''.join(self.log)}")
             if m := rx.search(line):
                 return m
+
+    def wait_for_in_log(self, pattern: str, timeout: float = 180) -> re.Match[str]:
+        """Like :meth:`wait_for`, but a line already read also counts (order of lines doesn't matter)."""
+        for line in list(self.log):
+            if m := re.search(pattern, line):
+                return m
+        return self.wait_for(pattern, timeout)
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -132,44 +131,33 @@ class ModelStore:
         move: bool = False,
         progress: Callable[[int], None] | None = None,
     ) -> Manifest:
-        """Copy (or move) ``src`` into the store as ``name``, verifying its sha256."""
+        """Copy (or move) ``src`` into the store as ``name``, verifying its sha256.
+
+        With ``move`` the file is hashed where it is and then renamed to its final blob name, so an
+        interruption never leaves a partial file in the store.
+        """
         src = Path(src)
-        info = model_info(src)  # refuses non-GGUF before any copying
+        model_info(src)  # refuses non-GGUF before any copying
         self.blobs.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self.blobs, prefix=".partial-")
-        tmp = Path(tmp_name)
+        self._drop_stale_partials()
         try:
-            os.close(fd)
             if move:
-                shutil.move(str(src), tmp)
-                digest = sha256_file(tmp, progress)
+                digest = sha256_file(src, progress)
+                self._check_digest(src, digest, expected_sha256)
+                blob = self.blobs / f"sha256-{digest}.gguf"
+                if blob.exists():
+                    src.unlink()
+                else:
+                    try:
+                        os.replace(src, blob)
+                    except OSError:  # another filesystem: copy beside the blob, then rename
+                        self._copy_in(src, digest)
+                        src.unlink()
             else:
-                digest_obj = hashlib.sha256()
-                with src.open("rb") as fin, tmp.open("wb") as fout:
-                    while block := fin.read(_CHUNK):
-                        digest_obj.update(block)
-                        fout.write(block)
-                        if progress:
-                            progress(len(block))
-                    fout.flush()
-                    os.fsync(fout.fileno())
-                digest = digest_obj.hexdigest()
-            if expected_sha256 and digest != expected_sha256.lower():
-                raise ChecksumMismatch(
-                    f"{src}: sha256 {digest} does not match the expected {expected_sha256}; "
-                    "the file is corrupt or not the one intended"
-                )
-            blob = self.blobs / f"sha256-{digest}.gguf"
-            if blob.exists():
-                tmp.unlink()
-            else:
-                os.replace(tmp, blob)
+                digest = self._copy_in(src, None, progress, expected_sha256)
+                blob = self.blobs / f"sha256-{digest}.gguf"
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot write to the model store {self.root}: {exc.strerror}") from exc
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         info_dict = model_info(blob).to_dict()
         info_dict.pop("path", None)
         manifest = Manifest(
@@ -183,6 +171,58 @@ class ModelStore:
         )
         _atomic_write_text(self._manifest_path(name), json.dumps(manifest.to_dict(), indent=2))
         return manifest
+
+    @staticmethod
+    def _check_digest(src: Path, digest: str, expected: str | None) -> None:
+        if expected and digest != expected.lower():
+            raise ChecksumMismatch(
+                f"{src}: sha256 {digest} does not match the expected {expected}; "
+                "the file is corrupt or not the one intended"
+            )
+
+    def _copy_in(self, src: Path, known_digest: str | None, progress: Callable[[int], None] | None = None,
+                 expected: str | None = None) -> str:
+        """Copy ``src`` to a partial file in blobs/, hashing on the way; rename it to its blob name."""
+        fd, tmp_name = tempfile.mkstemp(dir=self.blobs, prefix=".partial-")
+        tmp = Path(tmp_name)
+        try:
+            digest_obj = hashlib.sha256()
+            with os.fdopen(fd, "wb") as fout, src.open("rb") as fin:
+                while block := fin.read(_CHUNK):
+                    digest_obj.update(block)
+                    fout.write(block)
+                    if progress:
+                        progress(len(block))
+                fout.flush()
+                os.fsync(fout.fileno())
+            digest = known_digest or digest_obj.hexdigest()
+            self._check_digest(src, digest, expected)
+            blob = self.blobs / f"sha256-{digest}.gguf"
+            if blob.exists():
+                tmp.unlink()
+            else:
+                os.replace(tmp, blob)
+            return digest
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _drop_stale_partials(self, older_than_s: float = 3600) -> None:
+        """Partial copies left by a process killed mid-copy (an hour old: nobody is writing them)."""
+        now = time.time()
+        for p in self.blobs.glob(".partial-*"):
+            try:
+                if now - p.stat().st_mtime > older_than_s:
+                    p.unlink()
+            except OSError:
+                pass
+
+    def tag(self, manifest: Manifest, name: str, source: str | None = None) -> Manifest:
+        """Another name for the same blob (like an Ollama tag): a new manifest, no copy."""
+        tagged = Manifest(name=name, file=manifest.file, sha256=manifest.sha256, size_bytes=manifest.size_bytes,
+                          source=source or manifest.source, added_at=time.time(), info=dict(manifest.info))
+        _atomic_write_text(self._manifest_path(name), json.dumps(tagged.to_dict(), indent=2))
+        return tagged
 
     def remove(self, name: str) -> Manifest:
         manifest = self.get(name)

@@ -5,9 +5,16 @@ from __future__ import annotations
 import click
 
 from slmnode import __version__
+from slmnode.cli.bench import bench
 from slmnode.cli.generate import chat, run
 from slmnode.cli.models import models
+from slmnode.cli.pull import pull_cmd
+from slmnode.cli.probe import probe
+from slmnode.cli.plan import plan
+from slmnode.cli.doctor import doctor
 from slmnode.cli.serve import serve
+from slmnode.cli.quant import quant
+from slmnode.cli.service import events, service
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,3 +37,11 @@ main.add_command(serve)
 main.add_command(run)
 main.add_command(chat)
 main.add_command(models)
+main.add_command(events)
+main.add_command(service)
+main.add_command(pull_cmd)
+main.add_command(probe)
+main.add_command(plan)
+main.add_command(doctor)
+main.add_command(bench)
+main.add_command(quant)

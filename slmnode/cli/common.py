@@ -32,6 +32,7 @@ def engine_options(fn: F) -> F:
         click.option("--mlock/--no-mlock", default=None, help="Lock the model in RAM (needs a high memlock limit)."),
         click.option("--mmap/--no-mmap", default=None, help="Memory-map the model file (default on)."),
         click.option("--flash-attn/--no-flash-attn", default=None, help="Use flash attention."),
+        click.option("--parallel", type=int, help="Requests decoded together in one batch (default 4)."),
         click.option("--chat-format", type=click.Choice(["auto", "template", "gemma", "chatml", "llama3", "phi3", "plain"]),
                      help="Prompt format: auto = the GGUF's template, else its family's turn format; "
                           "'plain' (User:/Assistant: transcript) suits base models such as the embedded one."),
@@ -47,8 +48,10 @@ def settings_from(kwargs: dict[str, Any]) -> Settings:
            "ctx": kwargs.pop("ctx", None), "batch": kwargs.pop("batch", None),
            "kv_type": kwargs.pop("kv_type", None), "mlock": kwargs.pop("mlock", None),
            "mmap": kwargs.pop("mmap", None), "flash_attn": kwargs.pop("flash_attn", None),
+           "parallel": kwargs.pop("parallel", None),
            "chat_format": kwargs.pop("chat_format", None)}
-    cli.update({k: kwargs.pop(k) for k in ("host", "port", "api_key") if k in kwargs})
+    cli.update({k: kwargs.pop(k) for k in ("host", "port", "api_key", "keep_alive", "max_loaded_models", "max_queue",
+                                           "request_timeout") if k in kwargs})
     return load_settings(cli, config_file=config_file)
 
 

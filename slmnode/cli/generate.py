@@ -15,14 +15,16 @@ from slmnode.engine.client import Done, Token
 from slmnode.engine.protocol import GenerationParams, Usage
 from slmnode.errors import RequestError
 from slmnode.server.app import build_node
+from slmnode.server.models import Lease
 from slmnode.server.service import Node, chat_job
 
 
-async def _stream(node: Node, messages: list[dict[str, Any]], params: GenerationParams, echo: bool) -> tuple[str, Usage]:
-    job = chat_job(node.model.info, messages, params, chat_format=node.settings.chat_format)
+async def _stream(node: Node, lease: Lease, messages: list[dict[str, Any]], params: GenerationParams,
+                  echo: bool) -> tuple[str, Usage]:
+    job = chat_job(lease.model.info, messages, params, chat_format=node.settings.chat_format)
     parts: list[str] = []
     usage = Usage()
-    async for ev in node.engine.generate(job.prompt, job.params):
+    async for ev in lease.engine.generate(job.prompt, job.params):
         if isinstance(ev, Token):
             parts.append(ev.text)
             if echo:
@@ -92,19 +94,19 @@ def run(prompt: str, max_tokens: int | None, temperature: float | None, seed: in
 
     async def go() -> None:
         node = build_node(settings)
-        await node.engine.start()
         try:
+            lease = await node.models.acquire(None)
             if verbose:
-                err_console.print(f"loaded {node.model.name} in {node.engine.load_seconds:.2f} s", highlight=False)
-            text, usage = await _stream(node, messages, params, echo=not as_json)
+                err_console.print(f"loaded {lease.model.name} in {lease.engine.load_seconds:.2f} s", highlight=False)
+            text, usage = await _stream(node, lease, messages, params, echo=not as_json)
             if as_json:
-                print_json({"model": node.model.name, "text": text, "usage": usage.model_dump(),
+                print_json({"model": lease.model.name, "text": text, "usage": usage.model_dump(),
                             "prompt_tps": usage.prompt_tps, "generation_tps": usage.generation_tps,
-                            "load_seconds": node.engine.load_seconds})
+                            "load_seconds": lease.engine.load_seconds})
             elif verbose:
                 err_console.print(_stats(usage), highlight=False)
         finally:
-            await node.engine.stop()
+            await node.models.stop_all()
 
     asyncio.run(go())
 
@@ -120,9 +122,9 @@ def chat(max_tokens: int | None, temperature: float | None, seed: int | None, sy
 
     async def go() -> None:
         node = build_node(settings)
-        err_console.print(f"loading {node.model.name}...", highlight=False)
-        await node.engine.start()
-        err_console.print(f"ready in {node.engine.load_seconds:.2f} s. /reset clears, /bye quits.", highlight=False)
+        err_console.print(f"loading {node.default.name}...", highlight=False)
+        lease = await node.models.acquire(None)
+        err_console.print(f"ready in {lease.engine.load_seconds:.2f} s. /reset clears, /bye quits.", highlight=False)
         history: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
         try:
             while True:
@@ -139,7 +141,7 @@ def chat(max_tokens: int | None, temperature: float | None, seed: int | None, sy
                     continue
                 history.append({"role": "user", "content": line})
                 try:
-                    answer, usage = await _stream(node, history, params, echo=True)
+                    answer, usage = await _stream(node, lease, history, params, echo=True)
                 except RequestError as exc:
                     err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
                     history.pop()
@@ -147,6 +149,7 @@ def chat(max_tokens: int | None, temperature: float | None, seed: int | None, sy
                 history.append({"role": "assistant", "content": answer})
                 err_console.print(f"[dim]{_stats(usage)}[/dim]", highlight=False)
         finally:
-            await node.engine.stop()
+            lease.release()
+            await node.models.stop_all()
 
     asyncio.run(go())

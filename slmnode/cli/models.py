@@ -34,6 +34,7 @@ def list_models(as_json: bool) -> None:
         print_json([m.to_dict() for m in items])
         return
     table = Table("NAME", "QUANT", "PARAMS", "SIZE", "SOURCE", "ADDED")
+    table.columns[4].overflow = "fold"
     for m in items:
         table.add_row(m.name, str(m.info.get("quant_type")), f"{m.info.get('parameter_count', 0) / 1e6:.0f}M",
                       f"{m.size_bytes / 2**20:.0f} MiB", m.source, time.strftime("%Y-%m-%d %H:%M", time.localtime(m.added_at)))

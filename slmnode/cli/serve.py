@@ -11,7 +11,9 @@ import uvicorn
 
 from slmnode.cli.common import engine_options, err_console, handle_errors, settings_from
 from slmnode.errors import ConfigError
-from slmnode.server.app import build_node, create_app
+from slmnode.server.app import create_app, worker_settings
+from slmnode.supervisor import systemd
+from slmnode.supervisor.node import supervised_node
 from slmnode.server.service import Node
 
 
@@ -30,6 +32,10 @@ def _is_loopback(host: str) -> bool:
 @click.option("--port", "-p", type=int, help="Port (default 8080; 0 picks a free one).")
 @click.option("--api-key", envvar="SLMNODE_API_KEY", help="Require 'Authorization: Bearer KEY' on every API route.")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback bind without an API key.")
+@click.option("--keep-alive", help="Unload other models idle this long (300, 5m, 1h; -1 never; default 5m).")
+@click.option("--max-loaded-models", type=int, help="How many models may be resident at once (default 1).")
+@click.option("--max-queue", type=int, help="Requests that may wait; past it 503 + Retry-After (default 32).")
+@click.option("--request-timeout", type=float, help="Seconds a request may run (default 600; 0 = no limit).")
 @handle_errors
 def serve(insecure: bool, **kwargs: Any) -> None:
     """Start the node: OpenAI API at /v1, Ollama API at /api, /health, /metrics.
@@ -45,14 +51,17 @@ def serve(insecure: bool, **kwargs: Any) -> None:
         raise ConfigError(
             f"refusing to listen on {settings.host} without an API key: anyone on the network could use "
             "the node. Set --api-key (or SLMNODE_API_KEY), or pass --insecure if you mean it")
-    node = build_node(settings)
-    ws = node.engine.settings  # type: ignore[attr-defined]
+    node = supervised_node(settings)
+    ws = worker_settings(settings, node.default)
 
     def loaded(n: Node) -> None:
-        if n.engine.state.value == "ready":
-            err_console.print(f"[green]ready[/green]: model loaded in {n.engine.load_seconds:.2f} s", highlight=False)
+        slot = n.models.slot_of(n.default.name)
+        if slot is not None:
+            err_console.print(f"[green]ready[/green]: model loaded in {slot.engine.load_seconds:.2f} s", highlight=False)
+            systemd.notify(f"READY=1\nSTATUS=serving {n.default.name}")
         else:
-            err_console.print(f"[red]error[/red]: {n.engine.error}", highlight=False)
+            err_console.print(f"[red]error[/red]: {n.models.last_error}", highlight=False)
+            systemd.notify(f"STATUS=error: {n.models.last_error}")
 
     app = create_app(node, on_loaded=loaded)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
@@ -68,7 +77,7 @@ def serve(insecure: bool, **kwargs: Any) -> None:
                     f"slmnode listening on http://{host}:{port}  (OpenAI: /v1, Ollama: /api, /health, /metrics)",
                     highlight=False)
         err_console.print(
-            f"model {node.model.name} ({node.model.info.quant_type}, {node.model.info.size_bytes / 2**20:.0f} MiB) "
+            f"model {node.default.name} ({node.default.info.quant_type}, {node.default.info.size_bytes / 2**20:.0f} MiB) "
             f"threads {ws.n_threads}, ctx {ws.n_ctx}, kv {ws.kv_type}; loading...", highlight=False)
         sys.stderr.flush()
 

@@ -98,7 +98,9 @@ class EngineClient:
         self._pending: dict[str, _Pending] = {}
         self._loaded: asyncio.Future[dict[str, Any]] | None = None
         self._ids = itertools.count(1)
-        self._active: str | None = None  # id the worker is generating for, by its own events
+        self._active: set[str] = set()  # ids the worker is generating for (batched), by its own events
+        self.last_heartbeat = time.monotonic()  # last sign of life from the worker process
+        self.last_progress = time.monotonic()  # last event of the active request
 
     # -- state -----------------------------------------------------------------------------------
     def _to(self, new: EngineState) -> None:
@@ -113,7 +115,7 @@ class EngineClient:
     @property
     def busy(self) -> bool:
         """True while the worker generates (also for a request whose client has gone)."""
-        return self._active is not None
+        return bool(self._active)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -162,21 +164,29 @@ class EngineClient:
             except ValueError:
                 continue
             ev = msg.get("ev")
+            now = time.monotonic()
+            self.last_heartbeat = now
+            if ev == "heartbeat":
+                continue
             if ev in ("loaded", "load_failed"):
                 if self._loaded and not self._loaded.done():
                     self._loaded.set_result(msg)
                 continue
-            if ev == "started":
-                self._active = msg.get("id")
-            elif ev in ("done", "error") and self._active == msg.get("id"):
-                self._active = None
+            if ev in ("started", "progress"):
+                self._active.add(msg.get("id", ""))
+                self.last_progress = now
+            elif ev == "token":
+                self.last_progress = now
+            elif ev in ("done", "error"):
+                self._active.discard(msg.get("id", ""))
+                self.last_progress = now
             pending = self._pending.get(msg.get("id", ""))
-            if pending is not None:
+            if pending is not None and ev != "progress":
                 if ev == "started":
                     pending.started = True
                 pending.queue.put_nowait(msg)
         code = await proc.wait()
-        self._active = None
+        self._active.clear()
         if self._loaded and not self._loaded.done():
             self._loaded.set_result({"ev": "load_failed", "message": f"engine worker exited with code {code} while loading"})
         for pending in self._pending.values():
@@ -184,6 +194,18 @@ class EngineClient:
         if self.state == EngineState.READY:
             self.error = f"engine worker exited with code {code}"
             self._to(EngineState.ERROR)
+
+    def kill(self) -> None:
+        """SIGKILL the worker (used on a hang); the read loop then fails in-flight requests."""
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.kill()
+
+    def govern(self, threads: int | None, pace_ms: float) -> None:
+        """Thermal governor: decode with fewer threads and/or pause between decode steps."""
+        try:
+            self._send({"op": "govern", "threads": threads, "pace_ms": pace_ms})
+        except EngineCrashed:
+            pass
 
     # -- requests --------------------------------------------------------------------------------
     def _send(self, msg: dict[str, Any]) -> None:

@@ -154,3 +154,12 @@ def grammar_for(json_schema: dict[str, Any] | None, json_object: bool) -> LlamaG
         raise RequestError(f"grammar rejected by llama.cpp: {exc}", param="response_format") from exc
 
 
+
+
+def grammar_text_for(json_schema: dict[str, Any] | None, json_object: bool) -> str | None:
+    """The GBNF text enforcing the request's output (for a per-sequence grammar sampler), or None."""
+    if json_schema is not None:
+        return schema_to_gbnf(json_schema)
+    if json_object:
+        return schema_to_gbnf({"type": "object"})
+    return None

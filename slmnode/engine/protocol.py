@@ -2,9 +2,12 @@
 
 host → worker   {"op": "generate", "id": str, "prompt": str, "params": GenerationParams}
                 {"op": "cancel", "id": str}
+                {"op": "govern", "threads": int | null, "pace_ms": float}   (thermal governor)
                 {"op": "shutdown"}
 worker → host   {"ev": "loaded", "load_seconds": float, "n_ctx": int, "system_info": str, ...}
                 {"ev": "load_failed", "message": str}
+                {"ev": "heartbeat"}                                   (every heartbeat_s)
+                {"ev": "progress", "id": str, "prompt_done": int}     (after each prompt batch)
                 {"ev": "started", "id": str, "prompt_tokens": int, "cached_tokens": int}
                 {"ev": "token", "id": str, "text": str}
                 {"ev": "done", "id": str, "finish_reason": str, "usage": Usage}

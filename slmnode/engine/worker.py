@@ -2,8 +2,9 @@
 
 Run as ``python -m slmnode.engine.worker '<WorkerSettings JSON>'``. stdout carries the protocol
 (see :mod:`slmnode.engine.protocol`); everything llama.cpp prints goes to stderr. A reader thread
-takes commands off stdin so a ``cancel`` lands while a generation runs; generations run one at a
-time in the main thread, in arrival order.
+takes commands off stdin so a ``cancel`` or ``govern`` lands while generations run; the main thread
+runs :class:`slmnode.engine.batch.BatchEngine`, which decodes up to ``parallel`` requests together
+(continuous batching, prompt-prefix reuse) and starts the rest in arrival order as slots free up.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import queue
 import sys
 import threading
 import time
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from slmnode.engine.protocol import GenerationParams, Usage, encode
-from slmnode.errors import ContextLengthExceeded, SlmnodeError
+from slmnode.engine.protocol import encode
 
-_KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml_type ids
+if TYPE_CHECKING:
+    from slmnode.engine.batch import BatchEngine
 
 
 class WorkerSettings(BaseModel):
@@ -33,6 +34,8 @@ class WorkerSettings(BaseModel):
     use_mlock: bool = False
     kv_type: str = "f16"
     flash_attn: bool = False
+    heartbeat_s: float = 1.0
+    parallel: int = 4  # sequences decoded together (slots; also the number of cached prompt prefixes)
 
 
 class _Out:
@@ -46,135 +49,16 @@ class _Out:
 
 
 def load(settings: WorkerSettings) -> Any:
-    import llama_cpp
+    from slmnode.engine.batch import LoadedModel
 
-    kv = _KV_TYPES[settings.kv_type]
-    return llama_cpp.Llama(
-        model_path=settings.model_path,
-        n_ctx=settings.n_ctx,
-        n_threads=settings.n_threads,
-        n_threads_batch=settings.n_threads,
-        n_batch=settings.n_batch,
-        n_ubatch=settings.n_ubatch,
-        use_mmap=settings.use_mmap,
-        use_mlock=settings.use_mlock,
-        type_k=kv,
-        type_v=kv,
-        # a quantized V cache needs flash attention in llama.cpp
-        flash_attn=settings.flash_attn or settings.kv_type != "f16",
-        verbose=False,
+    return LoadedModel(
+        settings.model_path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, n_batch=settings.n_batch,
+        n_ubatch=settings.n_ubatch, n_seq=settings.parallel, use_mmap=settings.use_mmap,
+        use_mlock=settings.use_mlock, kv_type=settings.kv_type, flash_attn=settings.flash_attn,
     )
 
 
-class Engine:
-    """One loaded model; generates for one request at a time."""
-
-    def __init__(self, llm: Any, out: _Out) -> None:
-        self.llm, self.out = llm, out
-        self.cancelled: set[str] = set()
-        self.cancel_lock = threading.Lock()
-
-    def is_cancelled(self, rid: str) -> bool:
-        with self.cancel_lock:
-            return rid in self.cancelled
-
-    def _tokens(self, prompt: str) -> list[int]:
-        return self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
-
-    def _prefill(self, rid: str, tokens: list[int]) -> tuple[int, bool]:
-        """Evaluate all but the last prompt token in batches, reusing the cached prefix.
-
-        Returns (cached token count, cancelled). Checking for a cancel between batches keeps a
-        long prompt interruptible; generate() then evaluates the last token and samples.
-        """
-        llm = self.llm
-        cached = 0
-        for a, b in zip(llm.input_ids[: llm.n_tokens].tolist(), tokens[:-1]):
-            if a != b:
-                break
-            cached += 1
-        llm.n_tokens = cached
-        for i in range(cached, len(tokens) - 1, llm.n_batch):
-            if self.is_cancelled(rid):
-                return cached, True
-            llm.eval(tokens[i : min(i + llm.n_batch, len(tokens) - 1)])
-        return cached, False
-
-    def generate(self, rid: str, prompt: str, params: GenerationParams) -> None:
-        import llama_cpp
-
-        from slmnode.engine.grammar import grammar_for
-
-        llm = self.llm
-        n_ctx = llm.n_ctx()
-        tokens = self._tokens(prompt)
-        if len(tokens) >= n_ctx:
-            raise ContextLengthExceeded(
-                f"this model's context is {n_ctx} tokens, but the prompt has {len(tokens)} tokens; "
-                "shorten the prompt or start the node with a larger --ctx", param="messages")
-        room = n_ctx - len(tokens)
-        if params.max_tokens is not None and params.max_tokens > room:
-            raise ContextLengthExceeded(
-                f"max_tokens={params.max_tokens} does not fit: the context is {n_ctx} tokens and the "
-                f"prompt uses {len(tokens)}, leaving {room}; lower max_tokens", param="max_tokens")
-        grammar = grammar_for(params.json_schema, params.json_object)
-        max_tokens = params.max_tokens or room
-        t0 = time.perf_counter()
-        cached, cancelled = self._prefill(rid, tokens)
-        usage = Usage(prompt_tokens=len(tokens), cached_tokens=cached)
-        self.out.send({"ev": "started", "id": rid, "prompt_tokens": len(tokens), "cached_tokens": cached})
-        if cancelled:
-            self.out.send({"ev": "done", "id": rid, "finish_reason": "cancelled", "usage": usage.model_dump()})
-            return
-        count = 0
-
-        def stop_check(_ids: Any, _logits: Any) -> bool:
-            nonlocal count
-            count += 1
-            return self.is_cancelled(rid)
-
-        finish = "stop"
-        t_first = None
-        stream = llm.create_completion(
-            tokens, max_tokens=max_tokens, temperature=params.temperature, top_p=params.top_p,
-            top_k=params.top_k, min_p=params.min_p, repeat_penalty=params.repeat_penalty,
-            presence_penalty=params.presence_penalty, frequency_penalty=params.frequency_penalty,
-            seed=params.seed, stop=params.stop or None, grammar=grammar, stream=True,
-            stopping_criteria=llama_cpp.StoppingCriteriaList([stop_check]),
-        )
-        try:
-            for chunk in stream:
-                if t_first is None:
-                    t_first = time.perf_counter()
-                choice = chunk["choices"][0]
-                if choice["text"]:
-                    self.out.send({"ev": "token", "id": rid, "text": choice["text"]})
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
-                if self.is_cancelled(rid):
-                    finish = "cancelled"
-                    break
-        finally:
-            stream.close()
-        t_end = time.perf_counter()
-        if self.is_cancelled(rid):
-            finish = "cancelled"
-        t_first = t_first or t_end
-        # The stop hook runs once per sampled token, and llama-cpp-python samples one token past
-        # the last it returns when it stops at max_tokens or end-of-generation (that token is not
-        # part of the answer); a stop string ends the loop right on its last token.
-        if finish == "length":
-            usage.completion_tokens = min(count, max_tokens)
-        elif finish == "cancelled":
-            usage.completion_tokens = count
-        else:
-            usage.completion_tokens = max(count - 1, 0)
-        usage.prompt_ms = (t_first - t0) * 1000
-        usage.generation_ms = (t_end - t_first) * 1000
-        self.out.send({"ev": "done", "id": rid, "finish_reason": finish, "usage": usage.model_dump()})
-
-
-def _reader(inp: IO[bytes], jobs: queue.Queue[dict[str, Any] | None], engine_ref: list[Engine]) -> None:
+def _reader(inp: IO[bytes], jobs: queue.Queue[dict[str, Any] | None], engine_ref: list[BatchEngine]) -> None:
     import json
 
     for raw in inp:
@@ -182,15 +66,28 @@ def _reader(inp: IO[bytes], jobs: queue.Queue[dict[str, Any] | None], engine_ref
             msg = json.loads(raw)
         except ValueError:
             continue
-        if msg.get("op") == "cancel":
+        op = msg.get("op")
+        if op == "cancel":
             if engine_ref:
                 with engine_ref[0].cancel_lock:
                     engine_ref[0].cancelled.add(msg["id"])
-        elif msg.get("op") == "shutdown":
+        elif op == "govern":  # thermal governor: threads and/or a pause per decode step
+            if engine_ref:
+                if msg.get("threads"):
+                    engine_ref[0].want_threads = max(1, int(msg["threads"]))
+                engine_ref[0].pace_s = max(0.0, float(msg.get("pace_ms", 0)) / 1000)
+        elif op == "shutdown":
             break
         else:
             jobs.put(msg)
     jobs.put(None)
+
+
+def _heartbeat(out: _Out, every_s: float) -> None:
+    """A beat every ``every_s`` proves the process is scheduled (SIGSTOP or a frozen box stop it)."""
+    while True:
+        time.sleep(every_s)
+        out.send({"ev": "heartbeat"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)  # anything printed to stdout (llama.cpp) goes to stderr
     out = _Out(proto)
     settings = WorkerSettings.model_validate_json(argv[0])
-    engine_ref: list[Engine] = []
+    engine_ref: list[BatchEngine] = []
     jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
     threading.Thread(target=_reader, args=(sys.stdin.buffer, jobs, engine_ref), daemon=True).start()
     t0 = time.perf_counter()
@@ -210,26 +107,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     import llama_cpp
 
-    engine = Engine(llm, out)
+    from slmnode.engine.batch import BatchEngine
+
+    engine = BatchEngine(llm, out.send, settings.n_threads)
     engine_ref.append(engine)
+    threading.Thread(target=_heartbeat, args=(out, settings.heartbeat_s), daemon=True).start()
     out.send({
-        "ev": "loaded", "load_seconds": time.perf_counter() - t0, "n_ctx": llm.n_ctx(),
-        "n_threads": settings.n_threads, "pid": os.getpid(),
+        "ev": "loaded", "load_seconds": time.perf_counter() - t0, "n_ctx": llm.n_ctx,
+        "n_threads": settings.n_threads, "parallel": settings.parallel, "pid": os.getpid(),
         "system_info": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
     })
-    while (msg := jobs.get()) is not None:
-        rid = msg.get("id", "")
-        if engine.is_cancelled(rid):
-            out.send({"ev": "done", "id": rid, "finish_reason": "cancelled", "usage": Usage().model_dump()})
-            continue
-        try:
-            engine.generate(rid, msg["prompt"], GenerationParams.model_validate(msg["params"]))
-        except SlmnodeError as exc:
-            out.send({"ev": "error", "id": rid, "kind": type(exc).__name__, "message": exc.message})
-        except Exception as exc:  # never let one request kill the worker
-            out.send({"ev": "error", "id": rid, "kind": "EngineError", "message": f"generation failed: {exc}"})
-        with engine.cancel_lock:
-            engine.cancelled.discard(rid)
+    engine.run(jobs)
+    engine.close()
     return 0
 
 

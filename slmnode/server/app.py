@@ -1,4 +1,4 @@
-"""The HTTP app: health, metrics, auth, the OpenAI and Ollama routers, and the engine's lifespan."""
+"""The HTTP app: health, metrics, auth, the OpenAI and Ollama routers, and model loading."""
 
 from __future__ import annotations
 
@@ -16,20 +16,21 @@ from slmnode import __version__
 from slmnode.catalog.model_info import model_info
 from slmnode.catalog.store import ModelStore
 from slmnode.config import Settings
-from slmnode.engine.client import EngineClient, EngineState
+from slmnode.engine.client import Engine, EngineClient, EngineState
 from slmnode.engine.worker import WorkerSettings
 from slmnode.errors import SlmnodeError
 from slmnode.hardware.cpu import default_threads
 from slmnode.server import errors as error_handlers
 from slmnode.server import ollama_api, openai_api
 from slmnode.server.errors import error_response
-from slmnode.server.service import Node, ServedModel
+from slmnode.server.models import ModelManager, ServedModel, parse_keep_alive
+from slmnode.server.service import Node
 
 _OPEN_PATHS = {"/health", "/docs", "/openapi.json", "/"}
 
 
 def served_model(settings: Settings, store: ModelStore | None = None) -> ServedModel:
-    """The model to serve: a path to a .gguf, a name in the store, or the embedded default."""
+    """The default model: a path to a .gguf, a name in the store, or the embedded model."""
     store = store or ModelStore()
     if settings.model and (settings.model.endswith(".gguf") or Path(settings.model).is_file()):
         path = Path(settings.model).expanduser()
@@ -46,7 +47,43 @@ def worker_settings(settings: Settings, model: ServedModel) -> WorkerSettings:
         model_path=model.path, n_ctx=settings.ctx, n_threads=settings.threads or default_threads(),
         n_batch=settings.batch, n_ubatch=min(settings.ubatch, settings.batch), use_mmap=settings.mmap,
         use_mlock=settings.mlock, kv_type=settings.kv_type, flash_attn=settings.flash_attn,
+        parallel=settings.parallel,
     )
+
+
+def engine_factory(settings: Settings) -> Callable[[ServedModel], Engine]:
+    def make(model: ServedModel) -> Engine:
+        return EngineClient(worker_settings(settings, model), model.name, model.info)
+    return make
+
+
+def build_node(settings: Settings, store: ModelStore | None = None,
+               factory: Callable[[ServedModel], Engine] | None = None) -> Node:
+    store = store or ModelStore()
+    default = served_model(settings, store)
+    manager = ModelManager(default, factory or engine_factory(settings), store=store,
+                           max_loaded=settings.max_loaded_models, keep_alive=parse_keep_alive(settings.keep_alive),
+                           default_keep_alive=None, max_queue=settings.max_queue)
+    return Node(models=manager, settings=settings)
+
+
+def health_body(node: Node) -> tuple[int, dict[str, Any]]:
+    """200 ok when a model is loaded (or the default can be loaded on demand), else 503 loading/error."""
+    models = node.models
+    loaded = models.loaded()
+    body: dict[str, Any] = {"model": node.default.name, "loaded": [s.model.name for s in loaded]}
+    for extra in node.health_extras:
+        body.update(extra())
+    broken = [s for s in models.slots.values() if s.engine.state == EngineState.ERROR]
+    if broken:  # a worker died; the next request reloads it
+        return 503, {"status": "error", "error": broken[0].engine.error, **body}
+    if loaded:
+        return 200, {"status": "ok", **body}
+    if models.loading or not node.startup_done:
+        return 503, {"status": "loading", **body}
+    if models.last_error:
+        return 503, {"status": "error", "error": models.last_error, **body}
+    return 200, {"status": "ok", **body}
 
 
 def create_app(node: Node, on_loaded: Callable[[Node], None] | None = None) -> FastAPI:
@@ -54,22 +91,27 @@ def create_app(node: Node, on_loaded: Callable[[Node], None] | None = None) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async def load() -> None:
             try:
-                await node.engine.start()
-                node.metrics.load_seconds.set(node.engine.load_seconds or 0)
-                node.metrics.ready.set(1)
+                await node.models.start_default()
+                slot = node.models.slot_of(node.default.name)
+                if slot is not None:
+                    node.metrics.load_seconds.set(slot.engine.load_seconds or 0)
             except SlmnodeError:
-                node.metrics.ready.set(0)  # state is ERROR; /health says why
+                pass  # models.last_error holds the reason; /health reports it
+            node.startup_done = True
             if on_loaded is not None:
                 on_loaded(node)
 
+        for service in node.services:
+            await service.start(node)
         task = asyncio.create_task(load())
-        app.state.load_task = task
         try:
             yield
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            await node.engine.stop()
+            for service in reversed(node.services):
+                await service.stop()
+            await node.models.stop_all()
 
     app = FastAPI(title="slmnode", version=__version__, lifespan=lifespan,
                   description="OpenAI- and Ollama-compatible local language-model node")
@@ -93,30 +135,21 @@ def create_app(node: Node, on_loaded: Callable[[Node], None] | None = None) -> F
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        state = node.engine.state
-        body: dict[str, Any] = {"status": {EngineState.READY: "ok", EngineState.ERROR: "error"}.get(state, "loading"),
-                                "model": node.model.name}
-        if state == EngineState.ERROR:
-            body["error"] = node.engine.error
-        return JSONResponse(body, status_code=200 if state == EngineState.READY else 503)
+        status, body = health_body(node)
+        return JSONResponse(body, status_code=status)
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        node.metrics.queue_depth.set(node.engine.queue_depth)
-        node.metrics.busy.set(1 if node.engine.busy else 0)
+        node.metrics.queue_depth.set(node.models.queue_depth)
+        node.metrics.busy.set(1 if node.models.busy else 0)
+        node.metrics.ready.set(1 if node.models.loaded() else 0)
         return Response(node.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/")
     async def root() -> dict[str, Any]:
-        return {"name": "slmnode", "version": __version__, "model": node.model.name,
+        return {"name": "slmnode", "version": __version__, "model": node.default.name,
                 "openai_base_url": "/v1", "ollama_base_url": "/", "health": "/health"}
 
     app.include_router(openai_api.router)
     app.include_router(ollama_api.router)
     return app
-
-
-def build_node(settings: Settings, store: ModelStore | None = None) -> Node:
-    model = served_model(settings, store)
-    engine = EngineClient(worker_settings(settings, model), model.name, model.info)
-    return Node(engine=engine, model=model, settings=settings)

@@ -40,7 +40,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
 def install(app: Any) -> None:
     @app.exception_handler(SlmnodeError)
     async def _slmnode(request: Request, exc: SlmnodeError) -> JSONResponse:
-        headers = {"Retry-After": "1"} if exc.status_code == 503 else None
+        headers = {"Retry-After": str(exc.retry_after or 1)} if exc.status_code == 503 else None
         return error_response(request, exc.status_code, exc.message, exc.error_type, exc.code, exc.param, headers)
 
     @app.exception_handler(RequestValidationError)

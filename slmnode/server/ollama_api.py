@@ -20,7 +20,8 @@ from slmnode import __version__
 from slmnode.engine.client import Done, Token
 from slmnode.engine.protocol import GenerationParams, Usage
 from slmnode.errors import RequestError, SlmnodeError
-from slmnode.server.service import Node, ServedModel, chat_job, outcome, primed
+from slmnode.server.models import Lease, ServedModel, parse_keep_alive
+from slmnode.server.service import Node, chat_job, outcome, primed
 
 router = APIRouter(prefix="/api", tags=["ollama"])
 OLLAMA_API_VERSION = "0.12.6"  # the Ollama API level these routes follow
@@ -94,9 +95,9 @@ def _params(req: _Req) -> GenerationParams:
     return params
 
 
-def _durations(usage: Usage, total_ns: int) -> dict[str, Any]:
+def _durations(usage: Usage, total_ns: int, load_ns: int) -> dict[str, Any]:
     return {
-        "total_duration": total_ns, "load_duration": 0,
+        "total_duration": total_ns, "load_duration": load_ns,
         "prompt_eval_count": usage.prompt_tokens, "prompt_eval_duration": int(usage.prompt_ms * 1e6),
         "eval_count": usage.completion_tokens, "eval_duration": int(usage.generation_ms * 1e6),
     }
@@ -119,10 +120,11 @@ def _ollama_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-async def _respond(node: Node, model: ServedModel, prompt: str, params: GenerationParams, stream: bool,
-                   kind: str, fns: list[dict[str, Any]]) -> JSONResponse | StreamingResponse:
-    t0 = time.perf_counter_ns()
-    evs = await primed(node, prompt, params)
+async def _respond(node: Node, lease: Lease, prompt: str, params: GenerationParams, stream: bool,
+                   kind: str, fns: list[dict[str, Any]], t0: int) -> JSONResponse | StreamingResponse:
+    model = lease.model
+    load_ns = int((lease.engine.load_seconds or 0) * 1e9) if lease.fresh else 0
+    evs = await primed(node, lease, prompt, params)
 
     def body(text: str, done: bool) -> dict[str, Any]:
         if kind == "chat":
@@ -137,7 +139,7 @@ async def _respond(node: Node, model: ServedModel, prompt: str, params: Generati
             last["message"]["tool_calls"] = [{"function": {"name": c.name, "arguments": json.loads(c.arguments)}}
                                              for c in out.tool_calls]
         reason = {"length": "length"}.get(ev.finish_reason, "stop")
-        return {**last, "done_reason": reason, **_durations(ev.usage, time.perf_counter_ns() - t0)}
+        return {**last, "done_reason": reason, **_durations(ev.usage, time.perf_counter_ns() - t0, load_ns)}
 
     if not stream:
         parts: list[str] = []
@@ -167,24 +169,45 @@ async def _respond(node: Node, model: ServedModel, prompt: str, params: Generati
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
+def _keep_alive(req: _Req) -> float | None | str:
+    return "unset" if req.keep_alive is None else parse_keep_alive(req.keep_alive)
+
+
+async def _load_or_unload(node: Node, req: _Req, kind: str) -> JSONResponse:
+    """Ollama: a request with nothing to generate loads the model (or unloads it with keep_alive 0)."""
+    model = node.models.resolve(req.model)
+    keep = _keep_alive(req)
+    if keep == 0:
+        await node.models.unload(model.name)
+        reason = "unload"
+    else:
+        (await node.models.acquire(model.name, keep)).release()
+        reason = "load"
+    body: dict[str, Any] = {"model": model.name, "created_at": _now(), "done": True, "done_reason": reason}
+    body.update({"message": {"role": "assistant", "content": ""}} if kind == "chat" else {"response": ""})
+    return JSONResponse(body)
+
+
 @router.post("/chat", response_model=None)
 async def chat(body: ChatReq, request: Request) -> JSONResponse | StreamingResponse:
     node: Node = request.app.state.node
-    model = node.resolve_model(body.model)
-    if not body.messages:  # Ollama: an empty chat loads the model
-        return JSONResponse({"model": model.name, "created_at": _now(), "message": {"role": "assistant", "content": ""},
-                             "done_reason": "load", "done": True})
+    t0 = time.perf_counter_ns()
+    if not body.messages:
+        return await _load_or_unload(node, body, "chat")
+    model = node.models.resolve(body.model)
     job = chat_job(model.info, _ollama_messages(body.messages), _params(body), body.tools, "auto",
                    node.settings.chat_format)
-    return await _respond(node, model, job.prompt, job.params, body.stream, "chat", job.fns)
+    lease = await node.models.acquire(model.name, _keep_alive(body))
+    return await _respond(node, lease, job.prompt, job.params, body.stream, "chat", job.fns, t0)
 
 
 @router.post("/generate", response_model=None)
 async def generate(body: GenerateReq, request: Request) -> JSONResponse | StreamingResponse:
     node: Node = request.app.state.node
-    model = node.resolve_model(body.model)
+    t0 = time.perf_counter_ns()
     if not body.prompt:
-        return JSONResponse({"model": model.name, "created_at": _now(), "response": "", "done": True, "done_reason": "load"})
+        return await _load_or_unload(node, body, "generate")
+    model = node.models.resolve(body.model)
     params = _params(body)
     if body.raw:
         prompt = body.prompt
@@ -192,7 +215,8 @@ async def generate(body: GenerateReq, request: Request) -> JSONResponse | Stream
         msgs = ([{"role": "system", "content": body.system}] if body.system else []) + [{"role": "user", "content": body.prompt}]
         job = chat_job(model.info, msgs, params, chat_format=node.settings.chat_format)
         prompt, params = job.prompt, job.params
-    return await _respond(node, model, prompt, params, body.stream, "generate", [])
+    lease = await node.models.acquire(model.name, _keep_alive(body))
+    return await _respond(node, lease, prompt, params, body.stream, "generate", [], t0)
 
 
 def _details(m: ServedModel) -> dict[str, Any]:
@@ -208,20 +232,20 @@ def _entry(m: ServedModel) -> dict[str, Any]:
 @router.get("/tags")
 async def tags(request: Request) -> dict[str, Any]:
     node: Node = request.app.state.node
-    return {"models": [_entry(node.model)]}
+    return {"models": [_entry(m) for m in node.models.available()]}
 
 
 @router.post("/show")
 async def show(body: ShowReq, request: Request) -> dict[str, Any]:
     node: Node = request.app.state.node
-    m = node.resolve_model(body.model or body.name)
+    m = node.models.resolve(body.model or body.name)
     info = m.info
     arch = info.architecture
     model_info = {"general.architecture": arch, "general.parameter_count": info.parameter_count,
                   f"{arch}.context_length": info.context_length, f"{arch}.block_count": info.block_count,
                   f"{arch}.embedding_length": info.embedding_length, f"{arch}.attention.head_count": info.head_count,
                   f"{arch}.attention.head_count_kv": info.head_count_kv}
-    return {"modelfile": f"FROM {m.path}\n", "parameters": f"num_ctx {node.engine.n_ctx}",
+    return {"modelfile": f"FROM {m.path}\n", "parameters": f"num_ctx {node.settings.ctx}",
             "template": info.chat_template or "", "details": _details(m), "model_info": model_info,
             "capabilities": ["completion", "tools"], "modified_at": _iso(m.added_at)}
 
@@ -229,9 +253,12 @@ async def show(body: ShowReq, request: Request) -> dict[str, Any]:
 @router.get("/ps")
 async def ps(request: Request) -> dict[str, Any]:
     node: Node = request.app.state.node
-    loaded = node.engine.state.value == "ready"
-    return {"models": [{**_entry(node.model), "expires_at": "2318-01-01T00:00:00Z", "size_vram": 0,
-                        "context_length": node.engine.n_ctx}] if loaded else []}
+    out = []
+    for slot in node.models.loaded():
+        expires = slot.expires_at
+        out.append({**_entry(slot.model), "size_vram": 0, "context_length": slot.engine.n_ctx,
+                    "expires_at": _iso(expires) if expires is not None else "2318-01-01T00:00:00Z"})
+    return {"models": out}
 
 
 @router.get("/version")

@@ -94,24 +94,25 @@ def _sse(obj: Any) -> str:
 @router.get("/models")
 async def list_models(request: Request) -> dict[str, Any]:
     node: Node = request.app.state.node
-    m = node.model
-    return {"object": "list", "data": [{"id": m.name, "object": "model", "created": int(m.added_at),
-                                        "owned_by": "slmnode", "meta": {"n_ctx": node.engine.n_ctx,
-                                        "n_ctx_train": m.info.context_length, "size": m.info.size_bytes,
-                                        "n_params": m.info.parameter_count}}]}
+    return {"object": "list", "data": [
+        {"id": m.name, "object": "model", "created": int(m.added_at), "owned_by": "slmnode",
+         "meta": {"n_ctx": node.settings.ctx, "n_ctx_train": m.info.context_length, "size": m.info.size_bytes,
+                  "n_params": m.info.parameter_count, "loaded": node.models.slot_of(m.name) is not None}}
+        for m in node.models.available()]}
 
 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse | StreamingResponse:
     node: Node = request.app.state.node
-    model = node.resolve_model(body.model)
+    model = node.models.resolve(body.model)
     params = _apply_format(body.params(), body.response_format)
     job = chat_job(model.info, body.messages, params, body.tools, body.tool_choice, node.settings.chat_format)
+    lease = await node.models.acquire(model.name)
     cid, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
     base = {"id": cid, "created": created, "model": model.name, "system_fingerprint": "slmnode"}
     t0 = time.perf_counter()
     if not body.stream:
-        text, finish, usage = await collect(node, job.prompt, job.params)
+        text, finish, usage = await collect(node, lease, job.prompt, job.params)
         out = outcome(job.fns, text, finish, usage)
         message: dict[str, Any] = {"role": "assistant", "content": None if out.tool_calls else out.text}
         if out.tool_calls:
@@ -123,7 +124,7 @@ async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse 
                                           "logprobs": None}],
                              "usage": _usage(usage), "timings": timings(usage)})
     include_usage = bool((body.stream_options or {}).get("include_usage"))
-    evs = await primed(node, job.prompt, job.params)
+    evs = await primed(node, lease, job.prompt, job.params)
     return StreamingResponse(_chat_stream(evs, job, base, include_usage), media_type="text/event-stream")
 
 
@@ -166,7 +167,7 @@ async def _chat_stream(evs: AsyncIterator[Any], job: Any, base: dict[str, Any], 
 @router.post("/completions", response_model=None)
 async def completions(body: CompletionRequest, request: Request) -> JSONResponse | StreamingResponse:
     node: Node = request.app.state.node
-    model = node.resolve_model(body.model)
+    model = node.models.resolve(body.model)
     prompt = body.prompt
     if isinstance(prompt, list):
         if len(prompt) != 1:
@@ -178,12 +179,13 @@ async def completions(body: CompletionRequest, request: Request) -> JSONResponse
     params = body.params()
     cid = f"cmpl-{secrets.token_hex(12)}"
     base = {"id": cid, "object": "text_completion", "created": int(time.time()), "model": model.name}
+    lease = await node.models.acquire(model.name)
     if not body.stream:
-        text, finish, usage = await collect(node, rendered.prompt, params)
+        text, finish, usage = await collect(node, lease, rendered.prompt, params)
         return JSONResponse({**base, "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}],
                              "usage": _usage(usage), "timings": timings(usage)})
 
-    evs = await primed(node, rendered.prompt, params)
+    evs = await primed(node, lease, rendered.prompt, params)
 
     async def stream() -> AsyncIterator[str]:
         try:

@@ -3,47 +3,43 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from slmnode.catalog.model_info import ModelInfo
 from slmnode.config import Settings
 from slmnode.engine.chat_format import render_chat
-from slmnode.engine.client import Done, Engine, Event, Started, Token
+from slmnode.engine.client import Done, Event, Started, Token
 from slmnode.engine.protocol import GenerationParams, Usage
 from slmnode.engine.tools import ToolCall, call_schema, forced_tools, function_defs, parse_tool_call
-from slmnode.errors import ModelNotFound, RequestError
+from slmnode.errors import RequestError
 from slmnode.server.metrics import Metrics
+from slmnode.server.models import Lease, ModelManager, ServedModel
 
 
-@dataclass
-class ServedModel:
-    name: str
-    path: str
-    info: ModelInfo
-    sha256: str = ""
-    source: str = ""
-    added_at: float = field(default_factory=time.time)
+class Service(Protocol):
+    """Something that runs beside the server (watchdog, governor...)."""
+
+    async def start(self, node: Node) -> None: ...
+    async def stop(self) -> None: ...
 
 
 @dataclass
 class Node:
     """Everything a request handler needs; lives in ``app.state.node``."""
 
-    engine: Engine
-    model: ServedModel
+    models: ModelManager
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
     started_at: float = field(default_factory=time.time)
+    startup_done: bool = False  # the default model's first load has finished (either way)
+    health_extras: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)  # started and stopped with the app
 
-    def resolve_model(self, requested: str | None) -> ServedModel:
-        names = {self.model.name, f"{self.model.name}:latest", "default", "embedded", ""}
-        if requested is None or requested in names or requested.removesuffix(":latest") == self.model.name:
-            return self.model
-        raise ModelNotFound(
-            f"model '{requested}' is not served by this node; it serves '{self.model.name}' "
-            "(see GET /v1/models)", param="model")
+    @property
+    def default(self) -> ServedModel:
+        return self.models.default
 
 
 @dataclass
@@ -85,24 +81,27 @@ def outcome(job_fns: list[dict[str, Any]], text: str, finish_reason: str, usage:
     return Outcome(text, finish_reason, usage, calls)
 
 
-async def events(node: Node, prompt: str, params: GenerationParams) -> AsyncIterator[Event]:
+async def events(node: Node, lease: Lease, prompt: str, params: GenerationParams) -> AsyncIterator[Event]:
     """The engine's events for one job, with metrics recorded."""
-    node.metrics.queue_depth.set(node.engine.queue_depth + 1)
-    async for ev in node.engine.generate(prompt, params):
+    async for ev in lease.engine.generate(prompt, params):
         if isinstance(ev, Started):
-            node.metrics.queue_depth.set(node.engine.queue_depth)
+            node.metrics.queue_depth.set(node.models.queue_depth)
         elif isinstance(ev, Done):
             node.metrics.observe_usage(ev.usage)
         yield ev
 
 
-async def collect(node: Node, prompt: str, params: GenerationParams) -> tuple[str, str, Usage]:
+async def collect(node: Node, lease: Lease, prompt: str, params: GenerationParams) -> tuple[str, str, Usage]:
+    """Run a job to the end and release the lease."""
     parts: list[str] = []
-    async for ev in events(node, prompt, params):
-        if isinstance(ev, Token):
-            parts.append(ev.text)
-        elif isinstance(ev, Done):
-            return "".join(parts), ev.finish_reason, ev.usage
+    try:
+        async for ev in events(node, lease, prompt, params):
+            if isinstance(ev, Token):
+                parts.append(ev.text)
+            elif isinstance(ev, Done):
+                return "".join(parts), ev.finish_reason, ev.usage
+    finally:
+        lease.release()
     raise RequestError("generation ended without a result")
 
 
@@ -119,14 +118,19 @@ def timings(usage: Usage) -> dict[str, Any]:
     }
 
 
-async def primed(node: Node, prompt: str, params: GenerationParams) -> AsyncIterator[Event]:
+async def primed(node: Node, lease: Lease, prompt: str, params: GenerationParams) -> AsyncIterator[Event]:
     """Start a job and wait for its first event before any response byte is sent.
 
     Request errors (context too long, bad schema) arrive before ``started``, so a streaming
-    request still gets a proper 4xx status instead of an error inside a 200 stream.
+    request still gets a proper 4xx status instead of an error inside a 200 stream. The lease is
+    released when the stream ends (or fails to start).
     """
-    it = events(node, prompt, params)
-    first = await it.__anext__()
+    it = events(node, lease, prompt, params)
+    try:
+        first = await it.__anext__()
+    except BaseException:
+        lease.release()
+        raise
 
     async def rest() -> AsyncIterator[Event]:
         try:
@@ -135,5 +139,6 @@ async def primed(node: Node, prompt: str, params: GenerationParams) -> AsyncIter
                 yield ev
         finally:
             await it.aclose()
+            lease.release()
 
     return rest()

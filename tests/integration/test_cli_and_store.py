@@ -78,3 +78,12 @@ def test_run_one_shot_json_and_schema(embedded_home: Path, tmp_path: Path) -> No
 def test_run_with_unknown_model_names_the_fix(tmp_path: Path) -> None:
     r = slmnode(tmp_path / "h", "run", "hi", "--model", "qwen9:1b")
     assert r.returncode == 1 and "slmnode models import" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_chat_repl_streams_answers_and_keeps_history(embedded_home: Path) -> None:
+    r = slmnode(embedded_home, "chat", "-n", "6", "--temperature", "0", "--system", "Be brief.",
+                stdin="Hello there\n/reset\nSecond question\n/bye\n")
+    assert r.returncode == 0, r.stderr
+    assert "ready in" in r.stderr
+    assert r.stderr.count("generated at") == 2  # one stats line per answered turn, /reset answered nothing
+    assert r.stdout.count(">>> ") == 4

@@ -15,7 +15,8 @@ from slmnode.config import Settings
 from slmnode.engine.client import Done, EngineState, Event, Started, Token
 from slmnode.engine.protocol import GenerationParams, Usage
 from slmnode.server.app import create_app
-from slmnode.server.service import Node, ServedModel
+from slmnode.server.models import ModelManager, ServedModel
+from slmnode.server.service import Node
 from tests.unit.test_chat_format import GEMMA
 
 
@@ -48,7 +49,8 @@ class FakeEngine:
 
 def make(settings: Settings | None = None) -> tuple[TestClient, FakeEngine]:
     eng = FakeEngine()
-    node = Node(engine=eng, model=ServedModel("fake:1", "/x.gguf", GEMMA), settings=settings or Settings())  # type: ignore[arg-type]
+    manager = ModelManager(ServedModel("fake:1", "/x.gguf", GEMMA), lambda m: eng)  # type: ignore[arg-type,return-value]
+    node = Node(models=manager, settings=settings or Settings())
     return TestClient(create_app(node)), eng
 
 
@@ -60,14 +62,27 @@ def test_health_is_503_loading_until_the_model_is_loaded() -> None:
         eng.release.set()
         while eng.state != EngineState.READY:
             pass
-        assert client.get("/health").json() == {"status": "ok", "model": "fake:1"}
+        assert client.get("/health").json() == {"status": "ok", "model": "fake:1", "loaded": ["fake:1"]}
 
 
-def test_requests_while_loading_get_503_with_retry_after() -> None:
+def test_requests_during_load_wait_for_it_and_complete() -> None:
     client, eng = make()
     with client:
-        eng.state = EngineState.LOADING
-        # the fake's generate doesn't check state; the real client does — emulate its refusal
+        results: list[int] = []
+        t = threading.Thread(target=lambda: results.append(
+            client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}).status_code))
+        t.start()
+        assert client.get("/health").status_code == 503
+        assert t.is_alive()  # queued behind the load, not refused
+        eng.release.set()
+        t.join(10)
+        assert results == [200]
+
+
+def test_engine_not_ready_error_is_503_with_retry_after() -> None:
+    client, eng = make()
+    eng.release.set()
+    with client:
         from slmnode.errors import EngineNotReady
 
         async def refuse(prompt: str, params: GenerationParams) -> AsyncIterator[Event]:
@@ -78,7 +93,6 @@ def test_requests_while_loading_get_503_with_retry_after() -> None:
         r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]})
         assert r.status_code == 503 and r.headers["retry-after"] == "1"
         assert r.json()["error"]["code"] == "engine_not_ready"
-        eng.release.set()
 
 
 def test_api_key_required_when_set() -> None:

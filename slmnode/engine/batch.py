@@ -1,0 +1,490 @@
+"""Continuous batching over llama-cpp-python's low-level API (worker side; imports llama_cpp).
+
+:class:`BatchEngine` decodes every active request in one multi-sequence ``llama_batch`` per step:
+one token per generating sequence plus prompt chunks of the sequences still in prefill, up to
+``n_batch`` tokens. Each sequence has its own sampler chain and, when constrained, its own grammar.
+New requests join between decode steps; a finished or cancelled request frees its slot at once.
+
+Prefix reuse: a slot's sequence keeps its KV cells after its request ends. A new request takes the
+idle slot whose cached tokens share the longest prefix with its prompt (more than the BOS token),
+else an empty slot, else the least recently used one; cells past the common prefix are removed
+(``llama_memory_seq_rm``) and only the rest of the prompt is evaluated. The cache is bounded by the
+slot count (``parallel``) and by the context: when a step needs cells, idle caches are dropped,
+least recently used first.
+
+Fast grammar (as llama.cpp's server does it): sample with the normal chain, check only the chosen
+token against the grammar (a 1-candidate array); only when it is rejected, apply the grammar to the
+full candidate array and sample again. The final token is accepted into both samplers.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import queue
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import llama_cpp
+import numpy as np
+
+from slmnode.engine.protocol import GenerationParams, Usage
+from slmnode.errors import ContextLengthExceeded, RequestError, SlmnodeError
+
+_KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml_type ids
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+Send = Callable[[dict[str, Any]], None]
+
+
+class LoadedModel:
+    """A model and a context with ``n_seq`` sequences sharing one (unified) KV cache of ``n_ctx`` cells."""
+
+    def __init__(self, model_path: str, *, n_ctx: int, n_threads: int, n_batch: int, n_ubatch: int,
+                 n_seq: int, use_mmap: bool = True, use_mlock: bool = False, kv_type: str = "f16",
+                 flash_attn: bool = False) -> None:
+        from llama_cpp import _internals
+
+        llama_cpp.llama_backend_init()
+        mp = llama_cpp.llama_model_default_params()
+        mp.use_mmap, mp.use_mlock = use_mmap, use_mlock
+        self.model = _internals.LlamaModel(path_model=model_path, params=mp, verbose=False)
+        cp = llama_cpp.llama_context_default_params()
+        cp.n_ctx, cp.n_batch, cp.n_ubatch = n_ctx, n_batch, min(n_ubatch, n_batch)
+        cp.n_seq_max = n_seq
+        cp.n_threads = cp.n_threads_batch = n_threads
+        kv = _KV_TYPES[kv_type]
+        cp.type_k = cp.type_v = kv
+        # a quantized V cache needs flash attention in llama.cpp
+        fa = flash_attn or kv_type != "f16"
+        cp.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if fa else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        cp.swa_full = True  # a sliding-window cache could not be cut back to a shared prefix
+        cp.kv_unified = True  # any one sequence may use the whole context
+        self.context = _internals.LlamaContext(model=self.model, params=cp, verbose=False)
+        self.ctx, self.vocab = self.context.ctx, self.model.vocab
+        self.memory = llama_cpp.llama_get_memory(self.ctx)
+        self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
+        self.n_batch, self.n_seq = n_batch, n_seq
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.model.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+
+    def piece(self, token: int) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, 64, 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
+        return buf.raw[:n]
+
+    def is_eog(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+
+    def logits(self, idx: int) -> np.ndarray:
+        ptr = llama_cpp.llama_get_logits_ith(self.ctx, idx)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+
+class SeqSampler:
+    """One sequence's sampler chain plus an optional grammar checked lazily (chosen token first)."""
+
+    def __init__(self, lm: LoadedModel, params: GenerationParams, gbnf: str | None) -> None:
+        self.lm = lm
+        self.greedy = params.temperature <= 0
+        self.penalized = (params.repeat_penalty != 1.0 or params.presence_penalty != 0.0
+                          or params.frequency_penalty != 0.0)
+        self.chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        add = lambda s: llama_cpp.llama_sampler_chain_add(self.chain, s)  # noqa: E731
+        if self.penalized:
+            add(llama_cpp.llama_sampler_init_penalties(64, params.repeat_penalty, params.frequency_penalty,
+                                                       params.presence_penalty))
+        if self.greedy:
+            add(llama_cpp.llama_sampler_init_greedy())
+        else:
+            if params.top_k > 0:
+                add(llama_cpp.llama_sampler_init_top_k(params.top_k))
+            add(llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
+            add(llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
+            add(llama_cpp.llama_sampler_init_temp(params.temperature))
+            seed = params.seed if params.seed is not None else random.getrandbits(32)
+            add(llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+        self.grammar = None
+        if gbnf is not None:
+            self.grammar = llama_cpp.llama_sampler_init_grammar(lm.vocab, gbnf.encode("utf-8"), b"root")
+            if not self.grammar:
+                llama_cpp.llama_sampler_free(self.chain)
+                raise RequestError("grammar rejected by llama.cpp", param="response_format")
+        self._cand = np.zeros(lm.n_vocab, dtype=_TOKEN_DATA)
+        self._ids = np.arange(lm.n_vocab, dtype=np.int32)
+        self._one = np.zeros(1, dtype=_TOKEN_DATA)
+        self.grammar_resamples = 0
+
+    def _array(self, data: np.ndarray) -> llama_cpp.llama_token_data_array:
+        return llama_cpp.llama_token_data_array(
+            data=data.ctypes.data_as(llama_cpp.llama_token_data_p), size=len(data), selected=-1, sorted=False)
+
+    def _allowed(self, token: int, logit: float) -> bool:
+        self._one[0] = (token, logit, 0.0)
+        arr = self._array(self._one)
+        llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(arr))
+        return bool(np.isfinite(self._one["logit"][0]))
+
+    def _full(self, logits: np.ndarray, with_grammar: bool) -> int:
+        cand = self._cand
+        cand["id"] = self._ids
+        cand["logit"] = logits
+        cand["p"] = 0.0
+        arr = self._array(cand)
+        if with_grammar:
+            llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(arr))
+        llama_cpp.llama_sampler_apply(self.chain, ctypes.byref(arr))
+        return int(cand["id"][arr.selected])
+
+    def sample(self, idx: int) -> int:
+        logits = self.lm.logits(idx)
+        if self.greedy and not self.penalized:
+            token = int(np.argmax(logits))
+        else:
+            token = self._full(logits, with_grammar=False)
+        if self.grammar is not None and not self._allowed(token, float(logits[token])):
+            self.grammar_resamples += 1
+            token = self._full(logits, with_grammar=True)
+        llama_cpp.llama_sampler_accept(self.chain, token)
+        if self.grammar is not None:
+            llama_cpp.llama_sampler_accept(self.grammar, token)
+        return token
+
+    def close(self) -> None:
+        llama_cpp.llama_sampler_free(self.chain)
+        if self.grammar is not None:
+            llama_cpp.llama_sampler_free(self.grammar)
+            self.grammar = None
+
+
+class TextOut:
+    """Incremental detokenizer: whole UTF-8 characters only, text that may start a stop string held back."""
+
+    def __init__(self, stops: list[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.held = ""
+        self.stopped = False
+
+    def feed(self, piece: bytes) -> tuple[str, bool]:
+        """Returns (text safe to emit now, a stop string was hit)."""
+        self.held += self.decoder.decode(piece)
+        hits = [i for i in (self.held.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            out, self.held, self.stopped = self.held[: min(hits)], "", True
+            return out, True
+        keep = 0
+        for s in self.stops:
+            for k in range(min(len(s) - 1, len(self.held)), keep, -1):
+                if self.held.endswith(s[:k]):
+                    keep = k
+                    break
+        cut = len(self.held) - keep
+        out, self.held = self.held[:cut], self.held[cut:]
+        return out, False
+
+    def flush(self) -> str:
+        out, self.held = self.held + self.decoder.decode(b"", final=True), ""
+        return out
+
+
+@dataclass
+class Job:
+    rid: str
+    tokens: list[int]
+    max_tokens: int
+    sampler: SeqSampler
+    text: TextOut
+    t0: float
+    n_eval: int = 0  # prompt tokens in the KV cache (cached + evaluated)
+    cached: int = 0
+    next_token: int | None = None  # sampled, to be fed at the next step
+    out_idx: int = -1  # index of this job's logits in the current batch
+    generated: int = 0
+    t_first: float | None = None
+
+
+@dataclass
+class Slot:
+    seq: int
+    cells: list[int] = field(default_factory=list)  # tokens whose KV this sequence holds, positions 0..n-1
+    last_used: float = 0.0
+    job: Job | None = None
+
+
+class BatchEngine:
+    """Serves generate requests from a queue, decoding up to ``n_seq`` of them together."""
+
+    def __init__(self, lm: LoadedModel, send: Send, n_threads: int) -> None:
+        self.lm, self.send = lm, send
+        self.slots = [Slot(seq=i) for i in range(lm.n_seq)]
+        self.waiting: deque[dict[str, Any]] = deque()
+        self.cancelled: set[str] = set()
+        self.cancel_lock = threading.Lock()
+        self.n_threads = self.want_threads = n_threads
+        self.pace_s = 0.0
+        self.batch = llama_cpp.llama_batch_init(max(lm.n_batch, lm.n_seq), 0, 1)
+        self.steps = 0
+
+    # -- governor / cancel ---------------------------------------------------------------------------
+    def between_steps(self) -> None:
+        if self.want_threads != self.n_threads:
+            llama_cpp.llama_set_n_threads(self.lm.ctx, self.want_threads, self.want_threads)
+            self.n_threads = self.want_threads
+        if self.pace_s > 0:
+            time.sleep(self.pace_s)
+
+    def is_cancelled(self, rid: str) -> bool:
+        with self.cancel_lock:
+            return rid in self.cancelled
+
+    def _forget_cancel(self, rid: str) -> None:
+        with self.cancel_lock:
+            self.cancelled.discard(rid)
+
+    # -- admission -----------------------------------------------------------------------------------
+    def _active(self) -> list[Job]:
+        return [s.job for s in self.slots if s.job is not None]
+
+    def _pick_slot(self, tokens: list[int]) -> tuple[Slot, int] | None:
+        idle = [s for s in self.slots if s.job is None]
+        if not idle:
+            return None
+
+        def common(s: Slot) -> int:
+            n = 0
+            for a, b in zip(s.cells, tokens[:-1]):  # the last prompt token is always evaluated
+                if a != b:
+                    break
+                n += 1
+            return n
+
+        best = max(idle, key=common)
+        n = common(best)
+        if n > 1:
+            return best, n
+        return min(idle, key=lambda s: (len(s.cells) > 0, s.last_used)), 0
+
+    def _admit(self, msg: dict[str, Any]) -> bool:
+        """Start a request in a free slot; False when every slot is busy."""
+        from slmnode.engine.grammar import grammar_text_for
+
+        rid = msg.get("id", "")
+        if self.is_cancelled(rid):
+            self.send({"ev": "done", "id": rid, "finish_reason": "cancelled", "usage": Usage().model_dump()})
+            self._forget_cancel(rid)
+            return True
+        if all(s.job is not None for s in self.slots):
+            return False
+        try:
+            params = GenerationParams.model_validate(msg["params"])
+            tokens = self.lm.tokenize(msg["prompt"])
+            n_ctx = self.lm.n_ctx
+            if len(tokens) >= n_ctx:
+                raise ContextLengthExceeded(
+                    f"this model's context is {n_ctx} tokens, but the prompt has {len(tokens)} tokens; "
+                    "shorten the prompt or start the node with a larger --ctx", param="messages")
+            room = n_ctx - len(tokens)
+            if params.max_tokens is not None and params.max_tokens > room:
+                raise ContextLengthExceeded(
+                    f"max_tokens={params.max_tokens} does not fit: the context is {n_ctx} tokens and the "
+                    f"prompt uses {len(tokens)}, leaving {room}; lower max_tokens", param="max_tokens")
+            gbnf = grammar_text_for(params.json_schema, params.json_object)
+            sampler = SeqSampler(self.lm, params, gbnf)
+        except SlmnodeError as exc:
+            self.send({"ev": "error", "id": rid, "kind": type(exc).__name__, "message": exc.message})
+            return True
+        except Exception as exc:  # never let one request kill the worker
+            self.send({"ev": "error", "id": rid, "kind": "EngineError", "message": f"generation failed: {exc}"})
+            return True
+        slot, common = self._pick_slot(tokens)  # type: ignore[misc]
+        llama_cpp.llama_memory_seq_rm(self.lm.memory, slot.seq, common, -1)
+        del slot.cells[common:]
+        slot.job = Job(rid=rid, tokens=tokens, max_tokens=params.max_tokens or room, sampler=sampler,
+                       text=TextOut(params.stop), t0=time.perf_counter(), n_eval=common, cached=common)
+        slot.last_used = time.monotonic()
+        return True
+
+    def _pull(self, jobs: queue.Queue[dict[str, Any] | None], block: bool) -> bool:
+        """Move arriving requests to the waiting line; False once the input has ended."""
+        try:
+            msg = jobs.get() if block else jobs.get_nowait()
+            while True:
+                if msg is None:
+                    return False
+                self.waiting.append(msg)
+                msg = jobs.get_nowait()
+        except queue.Empty:
+            return True
+
+    # -- finishing -----------------------------------------------------------------------------------
+    def _finish(self, slot: Slot, reason: str) -> None:
+        job = slot.job
+        assert job is not None
+        t_end = time.perf_counter()
+        rest = "" if reason == "cancelled" or job.text.stopped else job.text.flush()
+        if rest:
+            self.send({"ev": "token", "id": job.rid, "text": rest})
+        if job.t_first is None:  # ended before its first token (cancelled in prefill)
+            self.send({"ev": "started", "id": job.rid, "prompt_tokens": len(job.tokens), "cached_tokens": job.cached})
+        t_first = job.t_first or t_end
+        usage = Usage(prompt_tokens=len(job.tokens), cached_tokens=job.cached, completion_tokens=job.generated,
+                      prompt_ms=(t_first - job.t0) * 1000, generation_ms=(t_end - t_first) * 1000)
+        self.send({"ev": "done", "id": job.rid, "finish_reason": reason, "usage": usage.model_dump()})
+        job.sampler.close()
+        self._forget_cancel(job.rid)
+        slot.job = None
+        slot.last_used = time.monotonic()
+
+    def _fail_all(self, message: str) -> None:
+        for slot in self.slots:
+            if slot.job is not None:
+                job = slot.job
+                self.send({"ev": "error", "id": job.rid, "kind": "EngineError", "message": message})
+                job.sampler.close()
+                slot.job = None
+            llama_cpp.llama_memory_seq_rm(self.lm.memory, slot.seq, -1, -1)
+            slot.cells.clear()
+
+    # -- one decode step -----------------------------------------------------------------------------
+    def _free_cells(self, needed: int) -> int:
+        """Drop idle caches (LRU first) until ``needed`` cells are free; returns the free count."""
+        free = self.lm.n_ctx - sum(len(s.cells) for s in self.slots)
+        for slot in sorted((s for s in self.slots if s.job is None and s.cells), key=lambda s: s.last_used):
+            if free >= needed:
+                break
+            llama_cpp.llama_memory_seq_rm(self.lm.memory, slot.seq, -1, -1)
+            free += len(slot.cells)
+            slot.cells.clear()
+        return free
+
+    def _fill(self) -> list[tuple[Slot, int]]:
+        """Fill the batch; returns (slot, prompt tokens added) for every slot in it."""
+        b, n = self.batch, 0
+        gen = [s for s in self.slots if s.job is not None and s.job.next_token is not None]
+        pre = sorted((s for s in self.slots if s.job is not None and s.job.next_token is None),
+                     key=lambda s: s.job.t0)  # type: ignore[union-attr]
+        want = len(gen) + sum(len(s.job.tokens) - s.job.n_eval for s in pre)  # type: ignore[union-attr]
+        free = self._free_cells(want)
+        for s in sorted(gen, key=lambda s: len(s.cells), reverse=True)[: max(0, len(gen) - free)]:
+            self._finish(s, "length")  # the context is full: the longest sequences end first
+        gen = [s for s in gen if s.job is not None]
+        free -= len(gen)
+        added: list[tuple[Slot, int]] = []
+
+        def put(slot: Slot, token: int, logits: bool) -> None:
+            nonlocal n
+            b.token[n] = token
+            b.pos[n] = len(slot.cells)
+            b.n_seq_id[n] = 1
+            b.seq_id[n][0] = slot.seq
+            b.logits[n] = logits
+            slot.cells.append(token)
+            n += 1
+
+        for s in gen:
+            job = s.job
+            assert job is not None and job.next_token is not None
+            job.out_idx = n
+            put(s, job.next_token, True)
+            job.next_token = None
+            added.append((s, 0))
+        budget = min(self.lm.n_batch - n, free)
+        # a prompt begins only when all of it fits beside the prompts already begun (no deadlock)
+        reserve = sum(len(s.job.tokens) - s.job.n_eval for s in pre if s.job.n_eval > s.job.cached)  # type: ignore[union-attr]
+        for s in pre:
+            job = s.job
+            assert job is not None
+            if job.n_eval == job.cached:
+                if len(job.tokens) - job.n_eval > free - reserve:
+                    continue
+                reserve += len(job.tokens) - job.n_eval
+            k = min(len(job.tokens) - job.n_eval, budget)
+            if k <= 0:
+                continue
+            for i in range(job.n_eval, job.n_eval + k):
+                put(s, job.tokens[i], i == len(job.tokens) - 1)
+            job.out_idx = n - 1 if job.n_eval + k == len(job.tokens) else -1
+            job.n_eval += k
+            budget -= k
+            added.append((s, k))
+        b.n_tokens = n
+        return added
+
+    def step(self) -> None:
+        for slot in self.slots:
+            if slot.job is not None and self.is_cancelled(slot.job.rid):
+                self._finish(slot, "cancelled")
+        added = self._fill()
+        if not added:
+            return
+        self.between_steps()
+        rc = llama_cpp.llama_decode(self.lm.ctx, self.batch)
+        self.steps += 1
+        if rc != 0:
+            self._fail_all(f"llama_decode failed with code {rc}; the KV cache was reset, retry the request")
+            return
+        now = time.perf_counter()
+        for slot, n_prompt in added:
+            job = slot.job
+            if job is None:
+                continue
+            if n_prompt and job.out_idx < 0:
+                self.send({"ev": "progress", "id": job.rid, "prompt_done": job.n_eval})
+                continue
+            if n_prompt:
+                self.send({"ev": "progress", "id": job.rid, "prompt_done": job.n_eval})
+            token = job.sampler.sample(job.out_idx)
+            if job.t_first is None:
+                job.t_first = now
+                self.send({"ev": "started", "id": job.rid, "prompt_tokens": len(job.tokens),
+                           "cached_tokens": job.cached})
+            slot.last_used = time.monotonic()
+            if self.lm.is_eog(token):
+                self._finish(slot, "stop")
+                continue
+            job.generated += 1
+            text, hit = job.text.feed(self.lm.piece(token))
+            if text:
+                self.send({"ev": "token", "id": job.rid, "text": text})
+            if hit:
+                self._finish(slot, "stop")
+            elif job.generated >= job.max_tokens:
+                self._finish(slot, "length")
+            else:
+                job.next_token = token
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def run(self, jobs: queue.Queue[dict[str, Any] | None]) -> None:
+        """Serve until the input ends (None on the queue); finishes the requests in flight first."""
+        open_ = True
+        while open_ or self.waiting or self._active():
+            if open_:
+                open_ = self._pull(jobs, block=not self._active() and not self.waiting)
+            for msg in [m for m in self.waiting if self.is_cancelled(m.get("id", ""))]:
+                self.waiting.remove(msg)  # cancelled while queued: answer at once, not when a slot frees
+                self._admit(msg)
+            while self.waiting and self._admit(self.waiting[0]):
+                self.waiting.popleft()
+            if not open_ and not self._active():
+                for msg in self.waiting:
+                    self.send({"ev": "done", "id": msg.get("id", ""), "finish_reason": "cancelled",
+                               "usage": Usage().model_dump()})
+                self.waiting.clear()
+                break
+            try:
+                self.step()
+            except Exception as exc:  # never let one step kill the worker
+                self._fail_all(f"generation failed: {exc}")
+
+    def close(self) -> None:
+        llama_cpp.llama_batch_free(self.batch)
