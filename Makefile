@@ -3,8 +3,9 @@
 #   make test    set up, then run the whole test suite
 #
 # Set-up is a venv in .venv installed from the hash-locked requirements.lock with uv. uv caches
-# the llama-cpp-python wheel it compiles (about 6 minutes on 2 cores) in its cache directory
-# (~/.cache/uv, or $UV_CACHE_DIR), so every later set-up on the same machine takes seconds.
+# the llama-cpp-python wheel it compiles (about 4-6 minutes on 2 cores) in its cache directory
+# (~/.cache/uv, or $UV_CACHE_DIR); set-up syncs offline from that cache first, so every later set-up
+# on the same machine takes seconds.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -20,7 +21,10 @@ setup: $(STAMP)
 $(STAMP): requirements.lock requirements-uv.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-uv.lock
-	$(BIN)/uv pip sync --python $(BIN)/python --require-hashes requirements.lock
+	# Offline first: reuse what uv has cached (incl. the built llama-cpp-python wheel) without asking the
+	# registry, whose cache revalidation can otherwise trigger a rebuild; online when the cache lacks it.
+	$(BIN)/uv pip sync --offline --python $(BIN)/python --require-hashes requirements.lock \
+	  || $(BIN)/uv pip sync --python $(BIN)/python --require-hashes requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps --editable .
 	touch $(STAMP)
 
