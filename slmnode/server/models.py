@@ -56,7 +56,6 @@ class Slot:
     keep_alive: float | None
     active: int = 0
     last_used: float = field(default_factory=time.time)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
     timer: asyncio.TimerHandle | None = None
 
     @property

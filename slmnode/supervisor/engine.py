@@ -37,7 +37,6 @@ class Policy:
     backoff_max: float = 30.0
     max_load_failures: int = 3  # consecutive failed (re)loads before state error
     check_interval: float = 0.5
-    memory_margin_bytes: int = 256 * 2**20
 
 
 MemoryCheck = Callable[[], None]  # raises NotEnoughMemory
