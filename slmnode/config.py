@@ -65,6 +65,7 @@ class Settings(BaseModel):
     telegram_base_url: str = "https://api.telegram.org"
     uptime_kuma_url: str | None = None
     log_prompts: bool = False
+    config_path: str | None = Field(None, description="the TOML file these settings came from (set by the loader)")
 
 
 _FIELDS = set(Settings.model_fields)
@@ -109,6 +110,7 @@ def load_settings(
     path = config_file or home_dir() / "config.toml"
     if config_file is not None or path.exists():
         merged.update(_from_toml(path))
+        merged["config_path"] = str(path)
     merged.update(_from_env(environ))
     merged.update({k: v for k, v in (cli or {}).items() if v is not None})
     try:

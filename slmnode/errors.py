@@ -18,6 +18,7 @@
     │   ├── QueueFull               too many requests waiting        (503 + Retry-After)
     │   └── ThermalLimit            too hot: no new work until it cools (503 + Retry-After)
     ├── RequestTimeout              a request ran past its time limit             (HTTP 504)
+    ├── UpstreamError               no cloud upstream (nor the local fallback) could answer (HTTP 502)
     └── BenchError                  a benchmark target could not be started, reached or measured
 
 Third-party exceptions are translated at the boundary: ``raise ModelFormatError(...) from exc``.
@@ -130,3 +131,9 @@ class BenchError(SlmnodeError):
     status_code = 502
     error_type = "server_error"
     code = "bench_failed"
+
+
+class UpstreamError(SlmnodeError):
+    status_code = 502
+    error_type = "server_error"
+    code = "upstream_unavailable"

@@ -6,6 +6,7 @@ import click
 
 from slmnode import __version__
 from slmnode.cli.bench import bench
+from slmnode.cli.costs import costs
 from slmnode.cli.generate import chat, run
 from slmnode.cli.models import models
 from slmnode.cli.pull import pull_cmd
@@ -45,3 +46,4 @@ main.add_command(plan)
 main.add_command(doctor)
 main.add_command(bench)
 main.add_command(quant)
+main.add_command(costs)

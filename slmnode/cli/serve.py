@@ -79,6 +79,12 @@ def serve(insecure: bool, **kwargs: Any) -> None:
         err_console.print(
             f"model {node.default.name} ({node.default.info.quant_type}, {node.default.info.size_bytes / 2**20:.0f} MiB) "
             f"threads {ws.n_threads}, ctx {ws.n_ctx}, kv {ws.kv_type}; loading...", highlight=False)
+        router = getattr(node.router, "config", None)
+        if router is not None and router.upstreams:
+            names = ", ".join(u.name for u in router.upstreams)
+            err_console.print(f"router: model 'auto' routes between local and {names} (default {router.upstreams[0].name}); "
+                              f"private data {'stays local' if router.privacy == 'local' else 'is redacted before it leaves'}; "
+                              f"costs: slmnode costs", highlight=False)
         sys.stderr.flush()
 
     server.startup = startup  # type: ignore[method-assign]

@@ -120,11 +120,12 @@ def create_app(node: Node, on_loaded: Callable[[Node], None] | None = None) -> F
 
     @app.middleware("http")
     async def auth_and_count(request: Request, call_next: Any) -> Response:
-        key = node.settings.api_key
-        if key and request.url.path not in _OPEN_PATHS:
+        keys = [k for k in (node.settings.api_key, *node.api_keys) if k]
+        if keys and request.url.path not in _OPEN_PATHS:
             given = request.headers.get("authorization", "")
             token = given[7:] if given.lower().startswith("bearer ") else ""
-            if not hmac.compare_digest(token.encode(), key.encode()):
+            # compare against every key (no early exit) so timing says nothing about which one is close
+            if not sum(hmac.compare_digest(token.encode(), k.encode()) for k in keys):
                 return error_response(request, 401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
                                       "authentication_error", "invalid_api_key",
                                       headers={"WWW-Authenticate": "Bearer"})

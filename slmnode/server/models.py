@@ -25,7 +25,7 @@ _DURATION = re.compile(r"^(-?\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
-def parse_keep_alive(value: str | int | float | None) -> float | None:
+def parse_keep_alive(value: str | float | None) -> float | None:
     """Seconds to keep a model loaded after use; None = forever. Accepts 300, "5m", "1h", "-1"."""
     if value is None or value == "":
         raise RequestError("keep_alive must not be empty")

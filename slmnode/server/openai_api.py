@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -94,16 +94,30 @@ def _sse(obj: Any) -> str:
 @router.get("/models")
 async def list_models(request: Request) -> dict[str, Any]:
     node: Node = request.app.state.node
-    return {"object": "list", "data": [
+    local = [
         {"id": m.name, "object": "model", "created": int(m.added_at), "owned_by": "slmnode",
          "meta": {"n_ctx": node.settings.ctx, "n_ctx_train": m.info.context_length, "size": m.info.size_bytes,
                   "n_params": m.info.parameter_count, "loaded": node.models.slot_of(m.name) is not None}}
-        for m in node.models.available()]}
+        for m in node.models.available()]
+    routed = node.router.model_entries() if node.router is not None else []
+    return {"object": "list", "data": local + routed}
 
 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse | StreamingResponse:
     node: Node = request.app.state.node
+    if node.router is not None:
+        return await node.router.chat(node, body, request)
+    return await local_chat(node, body)
+
+
+OnDone = Callable[[Usage | None, str], Awaitable[None]]
+
+
+async def local_chat(node: Node, body: ChatRequest, on_done: OnDone | None = None,
+                     headers: dict[str, str] | None = None) -> JSONResponse | StreamingResponse:
+    """Answer a chat request with a local model. Admission errors (queue full, too hot, unknown model,
+    bad request) raise before any response exists; ``on_done(usage or None, status)`` runs at the end."""
     model = node.models.resolve(body.model)
     params = _apply_format(body.params(), body.response_format)
     job = chat_job(model.info, body.messages, params, body.tools, body.tool_choice, node.settings.chat_format)
@@ -112,24 +126,39 @@ async def chat_completions(body: ChatRequest, request: Request) -> JSONResponse 
     base = {"id": cid, "created": created, "model": model.name, "system_fingerprint": "slmnode"}
     t0 = time.perf_counter()
     if not body.stream:
-        text, finish, usage = await collect(node, lease, job.prompt, job.params)
+        try:
+            text, finish, usage = await collect(node, lease, job.prompt, job.params)
+        except BaseException:
+            if on_done is not None:
+                await on_done(None, "error")
+            raise
         out = outcome(job.fns, text, finish, usage)
         message: dict[str, Any] = {"role": "assistant", "content": None if out.tool_calls else out.text}
         if out.tool_calls:
             message["tool_calls"] = [{"id": c.id, "type": "function",
                                       "function": {"name": c.name, "arguments": c.arguments}} for c in out.tool_calls]
         node.metrics.latency.labels("chat").observe(time.perf_counter() - t0)
+        if on_done is not None:
+            await on_done(usage, "ok")
         return JSONResponse({**base, "object": "chat.completion",
                              "choices": [{"index": 0, "message": message, "finish_reason": out.finish_reason,
                                           "logprobs": None}],
-                             "usage": _usage(usage), "timings": timings(usage)})
+                             "usage": _usage(usage), "timings": timings(usage)}, headers=headers)
     include_usage = bool((body.stream_options or {}).get("include_usage"))
-    evs = await primed(node, lease, job.prompt, job.params)
-    return StreamingResponse(_chat_stream(evs, job, base, include_usage), media_type="text/event-stream")
+    try:
+        evs = await primed(node, lease, job.prompt, job.params)
+    except BaseException:
+        if on_done is not None:
+            await on_done(None, "error")
+        raise
+    return StreamingResponse(_chat_stream(evs, job, base, include_usage, on_done), media_type="text/event-stream",
+                             headers=headers)
 
 
-async def _chat_stream(evs: AsyncIterator[Any], job: Any, base: dict[str, Any], include_usage: bool) -> AsyncIterator[str]:
+async def _chat_stream(evs: AsyncIterator[Any], job: Any, base: dict[str, Any], include_usage: bool,
+                       on_done: OnDone | None = None) -> AsyncIterator[str]:
     chunk = {**base, "object": "chat.completion.chunk"}
+    final: Usage | None = None
 
     def delta(d: dict[str, Any], finish: str | None = None) -> str:
         return _sse({**chunk, "choices": [{"index": 0, "delta": d, "finish_reason": finish, "logprobs": None}]})
@@ -149,6 +178,7 @@ async def _chat_stream(evs: AsyncIterator[Any], job: Any, base: dict[str, Any], 
                 else:
                     yield delta({"content": ev.text})
             elif isinstance(ev, Done):
+                final = ev.usage
                 out = outcome(job.fns, "".join(held), ev.finish_reason, ev.usage)
                 if out.tool_calls:
                     yield delta({"tool_calls": [{"index": i, "id": c.id, "type": "function",
@@ -161,6 +191,9 @@ async def _chat_stream(evs: AsyncIterator[Any], job: Any, base: dict[str, Any], 
                     yield _sse({**chunk, "choices": [], "usage": _usage(ev.usage), "timings": timings(ev.usage)})
     except SlmnodeError as exc:
         yield _sse(openai_body(exc.message, exc.error_type, exc.code, exc.param))
+    finally:
+        if on_done is not None:
+            await on_done(final, "ok" if final is not None else "error")
     yield "data: [DONE]\n\n"
 
 

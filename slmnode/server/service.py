@@ -12,10 +12,23 @@ from slmnode.config import Settings
 from slmnode.engine.chat_format import render_chat
 from slmnode.engine.client import Done, Event, Started, Token
 from slmnode.engine.protocol import GenerationParams, Usage
-from slmnode.engine.tools import ToolCall, call_schema, forced_tools, function_defs, parse_tool_call
+from slmnode.engine.tools import (
+    ToolCall,
+    call_schema,
+    forced_tools,
+    function_defs,
+    parse_tool_call,
+)
 from slmnode.errors import RequestError
 from slmnode.server.metrics import Metrics
 from slmnode.server.models import Lease, ModelManager, ServedModel
+
+
+class ChatRouter(Protocol):
+    """Decides where a /v1/chat/completions request runs (this node or a cloud upstream)."""
+
+    async def chat(self, node: Node, body: Any, request: Any) -> Any: ...
+    def model_entries(self) -> list[dict[str, Any]]: ...
 
 
 class Service(Protocol):
@@ -36,6 +49,8 @@ class Node:
     startup_done: bool = False  # the default model's first load has finished (either way)
     health_extras: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)  # started and stopped with the app
+    router: ChatRouter | None = None  # None: every chat request runs locally
+    api_keys: dict[str, str] = field(default_factory=dict)  # accepted bearer key -> its name (besides settings.api_key)
 
     @property
     def default(self) -> ServedModel:

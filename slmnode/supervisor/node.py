@@ -12,6 +12,8 @@ from slmnode.config import Settings
 from slmnode.engine.client import EngineClient
 from slmnode.hardware.cpu import default_threads
 from slmnode.hardware.root import SysRoot
+from slmnode.router.config import load_router_config
+from slmnode.router.route import Router
 from slmnode.server.app import build_node, worker_settings
 from slmnode.server.models import ServedModel
 from slmnode.server.service import Node
@@ -132,4 +134,9 @@ def supervised_node(settings: Settings, events: EventLog | None = None) -> Node:
     alerts = Alerts(notifiers_from(settings))
     events.listeners.append(alerts)
     node.services.append(Supervision(settings, events, governor, alerts))
+    router = Router(load_router_config(settings.config_path))
+    if settings.api_key:
+        router.key_names.setdefault(settings.api_key, "default")
+    node.router, node.api_keys = router, dict(router.key_names)
+    node.services.append(router)
     return node
