@@ -1,0 +1,30 @@
+# Held-out batch B: written blind after batch A's fixes; measured once before any fix.
+HELD_NEG_B = [
+    "SELECT * FROM users WHERE created_at > '2026-01-01 00:00:00' LIMIT 100;",
+    "const PORT = process.env.PORT || 3000;", "if (token == null) throw new Error('missing token');",
+    "assert luhn('79927398713')", "Phone numbers must be in E.164 format, e.g. +<country><number>.",
+    "The IBAN field accepts up to 34 characters.", "Der Termin ist am 12.05.2026 um 14:00 Uhr in Raum 3.12.",
+    "Le colis n° 6A12345678901 est en transit.", "Su pedido 2026-ES-00981 ha sido enviado.",
+    "Bestellnummer 302-1234567-7654321", "Amazon order 114-3941689-8772232", "ASIN B08N5WRWNW",
+    "VIN 1HGCM82633A004352", "IMEI 35-209900-176148-1", "Flight AF 1234 Paris CDG 07:15 → Berlin BER 09:05",
+    "Ticket price 49,90 € (ermäßigt 29,90 €)", "Stock AAPL closed at 189.84 (+1.23%)", "Patch Tuesday KB5034441 failed",
+    "CVE-2024-3094 affects xz 5.6.0 and 5.6.1", "Kernel 6.6.31+rpt-rpi-v8 #1 SMP PREEMPT Debian 1:6.6.31-1+rpt1",
+    "EXIF: f/1.8, 1/120 s, ISO 200, 26 mm", "Recipe: 250 g flour, 2 eggs, 100 ml milk", "Screen 2560 x 1440, 27 inch",
+    "Weights: model-00001-of-00004.safetensors", "hash: $2b$12$abcdefghijklmnopqrstuv (bcrypt format example)",
+    "env: API_KEY, DB_URL and REDIS_URL must be set", "Bearer authentication is described in RFC 6750.",
+    "password_hash = bcrypt.hashpw(password, salt)", "Check token.expires_at before use.",
+    "ssh -L 8080:localhost:80 user@bastion", "The road to 10 million users.", "Top 5 Things To Do In Paris",
+    "Highway 61 Revisited is an album.", "42 Main Street Ltd. is a bakery chain (company name).",
+    "Nummer 030 ist die Vorwahl von Berlin.", "Area codes 212, 646 and 917 serve Manhattan.",
+    "0.0.0.0/0 route via wg0", "allowed_ips = 10.0.0.0/8, 172.16.0.0/12", "Version 2.0.0.0 of the assembly",
+    "Gemma 3 270M, Q4_K_M, 253,113,024 bytes",
+]
+HELD_POS_B = [
+    ("Bitte an Frau Nowak, Goethestraße 7, 60313 Frankfurt", ["street_address"]),
+    ("tel:+14155550142", ["phone"]), ("mail me: lena.vogel@example.com.", ["email"]),
+    ("MONGO_URI=mongodb+srv://admin:Pa55w0rd2026@cluster0.example.net/db", ["secret"]),
+    ('{"tool": "send_sms", "to": "+44 7700 900123", "text": "Your code is 4412"}', ["phone"]),
+    ("IBAN FR76 3000 6000 0112 3456 7890 189", ["iban"]), ("Carte 5555-5555-5555-4444", ["payment_card"]),
+    ("Access from 2001:db8:1:2::55 denied", ["ip_address"]), ("Mi NIE es Y1234567X", ["national_id"]),
+    ("ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8", ["secret"]),
+]
