@@ -16,6 +16,7 @@ from slmnode.bench.results import BenchReport, TargetResult
 from slmnode.bench.stats import speedup
 from slmnode.config import home_dir
 from slmnode.errors import StoreError
+from slmnode.migrations import apply_migrations
 
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_runs", """
@@ -96,16 +97,7 @@ class BenchHistory:
 
     def migrate(self) -> list[str]:
         """Apply the migrations not yet recorded; returns their names."""
-        self._db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-        done = {r[0] for r in self._db.execute("SELECT name FROM migrations")}
-        applied = []
-        for name, sql in MIGRATIONS:
-            if name in done:
-                continue
-            with self._db:
-                self._db.executescript(f"BEGIN; {sql} INSERT INTO migrations VALUES ('{name}', {time.time()}); COMMIT;")
-            applied.append(name)
-        return applied
+        return apply_migrations(self._db, MIGRATIONS, table="migrations")
 
     def applied(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT name FROM migrations ORDER BY rowid")]

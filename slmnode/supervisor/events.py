@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from slmnode.config import home_dir
+from slmnode.migrations import apply_migrations
 
 log = logging.getLogger("slmnode.events")
 
@@ -37,16 +38,7 @@ MIGRATIONS: list[tuple[str, str]] = [
 
 def migrate(db: sqlite3.Connection) -> list[str]:
     """Apply the named migrations not yet applied; returns the names applied now."""
-    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-    done = {r[0] for r in db.execute("SELECT name FROM _migrations")}
-    applied = []
-    for name, sql in MIGRATIONS:
-        if name not in done:
-            with db:
-                db.executescript(sql)
-                db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
-            applied.append(name)
-    return applied
+    return apply_migrations(db, MIGRATIONS)
 
 
 @dataclass(frozen=True)

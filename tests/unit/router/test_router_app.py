@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from slmnode.config import Settings
-from slmnode.errors import ThermalLimit
+from slmnode.errors import EngineError, QueueFull, ThermalLimit
 from slmnode.router.config import KeyRule, RouterConfig, Upstream
 from slmnode.router.ledger import Ledger
 from slmnode.router.route import Router
@@ -157,19 +157,22 @@ def test_header_and_api_key_overrides(tmp_path: Path, cloud: FakeCloud, monkeypa
     assert all("secret" not in row["api_key"] for row in router.ledger.rows())
 
 
-def test_too_hot_locally_overflows_to_cloud_unless_private(tmp_path: Path, cloud: FakeCloud) -> None:
+@pytest.mark.parametrize("refusal", [ThermalLimit("too hot: 83 °C"), QueueFull("32 requests are waiting")])
+def test_overloaded_local_overflows_to_cloud_unless_private(tmp_path: Path, cloud: FakeCloud,
+                                                            refusal: EngineError) -> None:
     client, node, router = _app(tmp_path, cloud)
 
-    def hot() -> None:
-        raise ThermalLimit("too hot: 83 °C")
+    def gate() -> None:
+        raise refusal
 
     with client:
-        node.models.gates.append(hot)
+        node.models.gates.append(gate)
         r = _ask(client, "Classify this: 'hi'")
         assert r.headers["x-slmnode-route"] == "main"
-        assert r.headers["x-slmnode-route-reason"].startswith("local thermal_limit -> cloud")
+        assert r.headers["x-slmnode-route-reason"].startswith(f"local {refusal.code} -> cloud")
         private = _ask(client, "Classify this: 'call me at +1 202 555 0143'")
-        assert private.status_code == 503 and private.json()["error"]["code"] == "thermal_limit"
+        assert private.status_code == 503 and private.json()["error"]["code"] == refusal.code
+        assert private.headers["retry-after"] == str(refusal.retry_after)
         pinned = _ask(client, "Classify this", model="local")
         assert pinned.status_code == 503
     assert [row["status"] for row in router.ledger.rows()] == ["error", "error", "ok"]
