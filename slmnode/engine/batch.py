@@ -12,9 +12,7 @@ else an empty slot, else the least recently used one; cells past the common pref
 slot count (``parallel``) and by the context: when a step needs cells, idle caches are dropped,
 least recently used first.
 
-Fast grammar (as llama.cpp's server does it): sample with the normal chain, check only the chosen
-token against the grammar (a 1-candidate array); only when it is rejected, apply the grammar to the
-full candidate array and sample again. The final token is accepted into both samplers.
+Sampling and the lazily checked grammar live in :mod:`slmnode.engine.sampling`.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from __future__ import annotations
 import codecs
 import ctypes
 import queue
-import random
 import threading
 import time
 from collections import deque
@@ -34,11 +31,11 @@ import llama_cpp
 import numpy as np
 
 from slmnode.engine.protocol import GenerationParams, Usage
-from slmnode.errors import ContextLengthExceeded, RequestError, SlmnodeError
+from slmnode.engine.sampling import SeqSampler
+from slmnode.errors import ContextLengthExceeded, SlmnodeError
 
 _KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml_type ids
-_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
-Send = Callable[[dict[str, Any]], None]
+SendAll = Callable[[list[dict[str, Any]]], None]  # writes a list of events at once (one pipe write)
 
 
 class LoadedModel:
@@ -90,82 +87,6 @@ class LoadedModel:
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
 
-class SeqSampler:
-    """One sequence's sampler chain plus an optional grammar checked lazily (chosen token first)."""
-
-    def __init__(self, lm: LoadedModel, params: GenerationParams, gbnf: str | None) -> None:
-        self.lm = lm
-        self.greedy = params.temperature <= 0
-        self.penalized = (params.repeat_penalty != 1.0 or params.presence_penalty != 0.0
-                          or params.frequency_penalty != 0.0)
-        self.chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        add = lambda s: llama_cpp.llama_sampler_chain_add(self.chain, s)  # noqa: E731
-        if self.penalized:
-            add(llama_cpp.llama_sampler_init_penalties(64, params.repeat_penalty, params.frequency_penalty,
-                                                       params.presence_penalty))
-        if self.greedy:
-            add(llama_cpp.llama_sampler_init_greedy())
-        else:
-            if params.top_k > 0:
-                add(llama_cpp.llama_sampler_init_top_k(params.top_k))
-            add(llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
-            add(llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
-            add(llama_cpp.llama_sampler_init_temp(params.temperature))
-            seed = params.seed if params.seed is not None else random.getrandbits(32)
-            add(llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
-        self.grammar = None
-        if gbnf is not None:
-            self.grammar = llama_cpp.llama_sampler_init_grammar(lm.vocab, gbnf.encode("utf-8"), b"root")
-            if not self.grammar:
-                llama_cpp.llama_sampler_free(self.chain)
-                raise RequestError("grammar rejected by llama.cpp", param="response_format")
-        self._cand = np.zeros(lm.n_vocab, dtype=_TOKEN_DATA)
-        self._ids = np.arange(lm.n_vocab, dtype=np.int32)
-        self._one = np.zeros(1, dtype=_TOKEN_DATA)
-        self.grammar_resamples = 0
-
-    def _array(self, data: np.ndarray) -> llama_cpp.llama_token_data_array:
-        return llama_cpp.llama_token_data_array(
-            data=data.ctypes.data_as(llama_cpp.llama_token_data_p), size=len(data), selected=-1, sorted=False)
-
-    def _allowed(self, token: int, logit: float) -> bool:
-        self._one[0] = (token, logit, 0.0)
-        arr = self._array(self._one)
-        llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(arr))
-        return bool(np.isfinite(self._one["logit"][0]))
-
-    def _full(self, logits: np.ndarray, with_grammar: bool) -> int:
-        cand = self._cand
-        cand["id"] = self._ids
-        cand["logit"] = logits
-        cand["p"] = 0.0
-        arr = self._array(cand)
-        if with_grammar:
-            llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(arr))
-        llama_cpp.llama_sampler_apply(self.chain, ctypes.byref(arr))
-        return int(cand["id"][arr.selected])
-
-    def sample(self, idx: int) -> int:
-        logits = self.lm.logits(idx)
-        if self.greedy and not self.penalized:
-            token = int(np.argmax(logits))
-        else:
-            token = self._full(logits, with_grammar=False)
-        if self.grammar is not None and not self._allowed(token, float(logits[token])):
-            self.grammar_resamples += 1
-            token = self._full(logits, with_grammar=True)
-        llama_cpp.llama_sampler_accept(self.chain, token)
-        if self.grammar is not None:
-            llama_cpp.llama_sampler_accept(self.grammar, token)
-        return token
-
-    def close(self) -> None:
-        llama_cpp.llama_sampler_free(self.chain)
-        if self.grammar is not None:
-            llama_cpp.llama_sampler_free(self.grammar)
-            self.grammar = None
-
-
 class TextOut:
     """Incremental detokenizer: whole UTF-8 characters only, text that may start a stop string held back."""
 
@@ -211,6 +132,8 @@ class Job:
     out_idx: int = -1  # index of this job's logits in the current batch
     generated: int = 0
     t_first: float | None = None
+    pending: str = ""  # text not sent yet (token events are coalesced, see BatchEngine.token_interval_s)
+    sent_at: float = 0.0  # when the last token event of this job was sent
 
 
 @dataclass
@@ -224,8 +147,11 @@ class Slot:
 class BatchEngine:
     """Serves generate requests from a queue, decoding up to ``n_seq`` of them together."""
 
-    def __init__(self, lm: LoadedModel, send: Send, n_threads: int) -> None:
-        self.lm, self.send = lm, send
+    def __init__(self, lm: LoadedModel, send_all: SendAll, n_threads: int, token_interval_s: float = 0.04) -> None:
+        self.lm, self.send_all = lm, send_all
+        self.outbox: list[dict[str, Any]] = []  # events of this loop turn, written together by flush()
+        self.send = self.outbox.append
+        self.token_interval_s = token_interval_s  # token text of one request is sent at most this often
         self.slots = [Slot(seq=i) for i in range(lm.n_seq)]
         self.waiting: deque[dict[str, Any]] = deque()
         self.cancelled: set[str] = set()
@@ -234,6 +160,11 @@ class BatchEngine:
         self.pace_s = 0.0
         self.batch = llama_cpp.llama_batch_init(max(lm.n_batch, lm.n_seq), 0, 1)
         self.steps = 0
+
+    def flush(self) -> None:
+        if self.outbox:
+            events, self.outbox[:] = list(self.outbox), []
+            self.send_all(events)
 
     # -- governor / cancel ---------------------------------------------------------------------------
     def between_steps(self) -> None:
@@ -331,7 +262,7 @@ class BatchEngine:
         job = slot.job
         assert job is not None
         t_end = time.perf_counter()
-        rest = "" if reason == "cancelled" or job.text.stopped else job.text.flush()
+        rest = job.pending + ("" if reason == "cancelled" or job.text.stopped else job.text.flush())
         if rest:
             self.send({"ev": "token", "id": job.rid, "text": rest})
         if job.t_first is None:  # ended before its first token (cancelled in prefill)
@@ -455,7 +386,10 @@ class BatchEngine:
             job.generated += 1
             text, hit = job.text.feed(self.lm.piece(token))
             if text:
-                self.send({"ev": "token", "id": job.rid, "text": text})
+                job.pending += text
+                if now - job.sent_at >= self.token_interval_s:  # the first text goes at once
+                    self.send({"ev": "token", "id": job.rid, "text": job.pending})
+                    job.pending, job.sent_at = "", now
             if hit:
                 self._finish(slot, "stop")
             elif job.generated >= job.max_tokens:
@@ -485,6 +419,9 @@ class BatchEngine:
                 self.step()
             except Exception as exc:  # never let one step kill the worker
                 self._fail_all(f"generation failed: {exc}")
+            finally:
+                self.flush()  # one pipe write per step, before the next decode or a blocking wait
+        self.flush()
 
     def close(self) -> None:
         llama_cpp.llama_batch_free(self.batch)

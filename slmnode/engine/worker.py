@@ -16,7 +16,7 @@ import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from slmnode.engine.protocol import encode
 
@@ -36,6 +36,9 @@ class WorkerSettings(BaseModel):
     flash_attn: bool = False
     heartbeat_s: float = 1.0
     parallel: int = 4  # sequences decoded together (slots; also the number of cached prompt prefixes)
+    # a request's token text is sent at most this often (its first token at once): on 2 cores each
+    # event wakes the HTTP process, which preempts a decode thread
+    token_interval_ms: float = Field(default_factory=lambda: float(os.environ.get("SLMNODE_TOKEN_INTERVAL_MS", "40")))
 
 
 class _Out:
@@ -43,9 +46,14 @@ class _Out:
         self.stream, self.lock = stream, threading.Lock()
 
     def send(self, msg: dict[str, Any]) -> None:
+        self.send_all([msg])
+
+    def send_all(self, msgs: list[dict[str, Any]]) -> None:
+        """One write for all of ``msgs`` (the HTTP process wakes once per step, not once per event)."""
+        data = memoryview(b"".join(encode(m) for m in msgs))
         with self.lock:
-            self.stream.write(encode(msg))
-            self.stream.flush()
+            while data:  # a raw pipe write may be partial
+                data = data[self.stream.write(data) or 0:]
 
 
 def load(settings: WorkerSettings) -> Any:
@@ -109,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from slmnode.engine.batch import BatchEngine
 
-    engine = BatchEngine(llm, out.send, settings.n_threads)
+    engine = BatchEngine(llm, out.send_all, settings.n_threads, settings.token_interval_ms / 1000)
     engine_ref.append(engine)
     threading.Thread(target=_heartbeat, args=(out, settings.heartbeat_s), daemon=True).start()
     out.send({

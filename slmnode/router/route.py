@@ -208,7 +208,14 @@ class Router:
 
     async def _record(self, d: Decision, key: str, body: ChatRequest, status: str, tin: int, tout: int,
                       t0: float, cost: float, reference: float) -> None:
-        row = LedgerRow(route=d.target, reason=d.reason, task=d.task, model=body.model or "default", status=status,
+        up = self.config.upstream(d.target)
+        if up is not None:
+            model = up.model
+        elif body.model and body.model not in _ROUTE_NAMES and self.config.upstream(body.model) is None:
+            model = body.model  # a pinned local model
+        else:
+            model = "default"
+        row = LedgerRow(route=d.target, reason=d.reason, task=d.task, model=model, status=status,
                         stream=body.stream, tokens_in=tin, tokens_out=tout, latency_s=time.perf_counter() - t0,
                         cost_usd=cost, reference_usd=reference, api_key=key)
         await asyncio.shield(asyncio.to_thread(self.ledger.record, row))

@@ -85,6 +85,7 @@ def test_auto_routes_by_task_and_says_why(tmp_path: Path, cloud: FakeCloud, monk
             assert cloud.bodies[-1]["model"] == "model-main" and cloud.auth[-1] == "Bearer sk-test-cloud"
         row = router.ledger.rows()[0]
         assert (row["route"], row["task"], row["status"]) == (route, task, "ok")
+        assert row["model"] == ("model-main" if route == "main" else "default")
 
 
 def test_ledger_costs_cloud_by_price_and_local_by_energy(tmp_path: Path, cloud: FakeCloud) -> None:
