@@ -159,6 +159,11 @@ class Router:
         return Decision(first if cloud else "local", reason, c.task)  # type: ignore[arg-type]
 
     def _guard(self, d: Decision, body: ChatRequest) -> Decision:
+        opaque = sorted({str(p.get("type")) for m in body.messages if isinstance(m.get("content"), list)
+                         for p in m["content"] if isinstance(p, dict) and p.get("type") not in ("text", None)})
+        if opaque:  # images/audio: the guard cannot read them, so they never leave
+            return replace(d, target="local", pinned=True, private=f"unscannable {', '.join(opaque)}",
+                           reason=f"unscannable content ({', '.join(opaque)}) stays local; wanted {d.target}: {d.reason}")
         findings = scan_messages(body.messages)
         if not findings:
             return d
@@ -188,6 +193,16 @@ class Router:
         t0 = time.perf_counter()
         key = self.key_of(request)
         d = await self.decide(node, body, request, key)
+        try:
+            return await self._answer(node, body, d, key, t0)
+        except SlmnodeError as exc:  # still say where it went and why
+            headers = self._headers(d)
+            if exc.status_code == 503:
+                headers["Retry-After"] = str(exc.retry_after or 1)
+            return JSONResponse(openai_body(exc.message, exc.error_type, exc.code, exc.param),
+                                status_code=exc.status_code, headers=headers)
+
+    async def _answer(self, node: Node, body: ChatRequest, d: Decision, key: str, t0: float) -> Response:
         if d.target == "local":
             try:
                 return await self._local(node, body, d, key, t0)

@@ -130,6 +130,17 @@ def test_no_pii_snippet_of_the_corpus_reaches_an_upstream(tmp_path: Path, cloud:
     assert len(router.ledger.rows(limit=1000)) == len(private) + 1
 
 
+def test_image_parts_never_leave_because_the_guard_cannot_read_them(tmp_path: Path, cloud: FakeCloud) -> None:
+    client, _, _ = _app(tmp_path, cloud)
+    parts = [{"type": "text", "text": "Write a poem about this photo"},
+             {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]
+    with client:
+        r = client.post(CHAT, json={"model": "main", "messages": [{"role": "user", "content": parts}]})
+    assert r.headers["x-slmnode-route"] == "local" and "unscannable content (image_url)" in r.headers["x-slmnode-route-reason"]
+    assert r.status_code == 400 and "image" in r.json()["error"]["message"]  # this node has no vision model
+    assert cloud.hits["ok"] == 0
+
+
 def test_redact_mode_masks_before_sending(tmp_path: Path, cloud: FakeCloud) -> None:
     client, _, _ = _app(tmp_path, cloud, privacy="redact")
     with client:
