@@ -42,20 +42,22 @@ def routed(embedded_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     cloud_proc, cloud_url = start_node(embedded_home, "--ctx", "1024", "--api-key", CLOUD_KEY)
     home = tmp_path_factory.mktemp("router-home")
     (home / "models").symlink_to(embedded_home / "models")
-    with FakeCloud(slow_s=5) as fake:
-        ups = [("bignode", f"{cloud_url}/v1", "gemma3:270m-pt-q4_k_m", 120)]
-        ups += [(f"f{mode}", fake.base(mode), "fake", 2) for mode in ("429", "slow", "cut", "ok")]
-        ups.append(("fdown", "http://127.0.0.1:9/v1", "fake", 2))  # nothing listens on the discard port
-        config = home / "node.toml"
-        config.write_text('ctx = 1024\n[router]\nbreaker_failures = 100\nclassifier = "model"\n' + "".join(
-            f'[[upstreams]]\nname = "{n}"\nbase_url = "{u}"\nmodel = "{m}"\napi_key_env = "ROUTER_TEST_CLOUD_KEY"\n'
-            f'input_usd_per_mtok = 0.25\noutput_usd_per_mtok = 1.5\ntimeout = {t}\n' for n, u, m, t in ups))
-        proc, url = start_node(home, "--config", str(config), env={"ROUTER_TEST_CLOUD_KEY": CLOUD_KEY})
-        try:
+    proc: NodeProcess | None = None
+    try:
+        with FakeCloud(slow_s=5) as fake:
+            ups = [("bignode", f"{cloud_url}/v1", "gemma3:270m-pt-q4_k_m", 120)]
+            ups += [(f"f{mode}", fake.base(mode), "fake", 2) for mode in ("429", "slow", "cut", "ok")]
+            ups.append(("fdown", "http://127.0.0.1:9/v1", "fake", 2))  # nothing listens on the discard port
+            config = home / "node.toml"
+            config.write_text('ctx = 1024\n[router]\nbreaker_failures = 100\nclassifier = "model"\n' + "".join(
+                f'[[upstreams]]\nname = "{n}"\nbase_url = "{u}"\nmodel = "{m}"\napi_key_env = "ROUTER_TEST_CLOUD_KEY"\n'
+                f'input_usd_per_mtok = 0.25\noutput_usd_per_mtok = 1.5\ntimeout = {t}\n' for n, u, m, t in ups))
+            proc, url = start_node(home, "--config", str(config), env={"ROUTER_TEST_CLOUD_KEY": CLOUD_KEY})
             yield Routed(url, home, proc, fake)
-        finally:
+    finally:
+        if proc is not None:
             proc.stop()
-            cloud_proc.stop()
+        cloud_proc.stop()
 
 
 def _client(r: Routed) -> openai.OpenAI:
