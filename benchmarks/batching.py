@@ -116,6 +116,7 @@ def main() -> None:
     ap.add_argument("--ctx", type=int, default=4096)
     args = ap.parse_args()
     model = model_path()
+    load_before = os.getloadavg()[0]
     system = " ".join(f"Rule {i}: answer with valid JSON and keep field {i} short." for i in range(70))
     procs: list[subprocess.Popen[bytes]] = []
     targets: list[Target] = []
@@ -154,7 +155,8 @@ def main() -> None:
     rows = ["| server | 1 stream tok/s | 4 streams aggregate tok/s | 4 vs 1 | TTFT cold s | TTFT warm s | cold/warm "
             "| json_schema tok/s | free tok/s | grammar/free |", "|---|---|---|---|---|---|---|---|---|---|"]
     summary: dict[str, Any] = {"machine": platform.machine(), "cpus": os.cpu_count(), "threads": args.threads,
-                               "rounds": args.rounds, "llama_bench_tg128": tg128, "targets": {}}
+                               "rounds": args.rounds, "llama_bench_tg128": tg128, "targets": {},
+                               "load_average": [load_before, os.getloadavg()[0]]}
     for t in targets:
         m = {k: t.med(k) for k in t.results}
         summary["targets"][t.name] = {"medians": m, "samples": t.results}
@@ -169,6 +171,8 @@ def main() -> None:
         rows.append(f"\nslmnode / llama-server: 1 stream {a['single_tps'] / b['single_tps']:.2f}×, "
                     f"4 streams {a['four_aggregate_tps'] / b['four_aggregate_tps']:.2f}×, "
                     f"json_schema {a['grammar_tps'] / b['grammar_tps']:.2f}×")
+    rows.append(f"\nload average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}"
+                " (the box is shared: compare rows of one run)")
     out = ROOT / "benchmarks/results/batching.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from slmnode.errors import ConfigError
 
 KVType = Literal["f16", "q8_0", "q4_0"]
+KVLayout = Literal["auto", "unified", "split"]
 ChatFormat = Literal["auto", "template", "gemma", "chatml", "llama3", "phi3", "plain"]
 
 
@@ -47,6 +48,9 @@ class Settings(BaseModel):
     kv_type: KVType = "f16"
     flash_attn: bool = False
     parallel: int = Field(4, ge=1, le=64, description="sequences decoded together (continuous batching slots)")
+    kv_layout: KVLayout = Field("auto", description="unified: one KV cache shared by all sequences; split: each "
+                                "sequence its own ctx cells (faster beside idle cached prefixes, more RAM); "
+                                "auto: split when the extra KV is at most 5% of RAM")
     chat_format: ChatFormat = "auto"
     keep_alive: str = Field("5m", description="unload a non-default model idle this long (300, 5m, 1h; -1 = never)")
     max_loaded_models: int = Field(1, ge=1, le=16)

@@ -33,6 +33,9 @@ def engine_options(fn: F) -> F:
         click.option("--mmap/--no-mmap", default=None, help="Memory-map the model file (default on)."),
         click.option("--flash-attn/--no-flash-attn", default=None, help="Use flash attention."),
         click.option("--parallel", type=int, help="Requests decoded together in one batch (default 4)."),
+        click.option("--kv-layout", type=click.Choice(["auto", "unified", "split"]),
+                     help="KV cache: one shared by all requests (unified) or one context per request (split: "
+                          "faster beside cached prompts, more RAM); auto = split when that costs <= 5% of RAM."),
         click.option("--chat-format", type=click.Choice(["auto", "template", "gemma", "chatml", "llama3", "phi3", "plain"]),
                      help="Prompt format: auto = the GGUF's template, else its family's turn format; "
                           "'plain' (User:/Assistant: transcript) suits base models such as the embedded one."),
@@ -48,7 +51,7 @@ def settings_from(kwargs: dict[str, Any]) -> Settings:
            "ctx": kwargs.pop("ctx", None), "batch": kwargs.pop("batch", None),
            "kv_type": kwargs.pop("kv_type", None), "mlock": kwargs.pop("mlock", None),
            "mmap": kwargs.pop("mmap", None), "flash_attn": kwargs.pop("flash_attn", None),
-           "parallel": kwargs.pop("parallel", None),
+           "parallel": kwargs.pop("parallel", None), "kv_layout": kwargs.pop("kv_layout", None),
            "chat_format": kwargs.pop("chat_format", None)}
     cli.update({k: kwargs.pop(k) for k in ("host", "port", "api_key", "keep_alive", "max_loaded_models", "max_queue",
                                            "request_timeout") if k in kwargs})

@@ -78,7 +78,9 @@ def serve(insecure: bool, **kwargs: Any) -> None:
                     highlight=False)
         err_console.print(
             f"model {node.default.name} ({node.default.info.quant_type}, {node.default.info.size_bytes / 2**20:.0f} MiB) "
-            f"threads {ws.n_threads}, ctx {ws.n_ctx}, kv {ws.kv_type}; loading...", highlight=False)
+            f"threads {ws.n_threads}, ctx {ws.n_ctx}, kv {ws.kv_type} "
+            f"{f'split ({ws.parallel} x {ws.n_ctx})' if ws.kv_split else 'unified'}, parallel {ws.parallel}; loading...",
+            highlight=False)
         router = getattr(node.router, "config", None)
         if router is not None and router.upstreams:
             names = ", ".join(u.name for u in router.upstreams)

@@ -36,6 +36,7 @@ class WorkerSettings(BaseModel):
     flash_attn: bool = False
     heartbeat_s: float = 1.0
     parallel: int = 4  # sequences decoded together (slots; also the number of cached prompt prefixes)
+    kv_split: bool = False  # each sequence its own n_ctx cells instead of one shared cache
     # a request's token text is sent at most this often (its first token at once): on 2 cores each
     # event wakes the HTTP process, which preempts a decode thread
     token_interval_ms: float = Field(default_factory=lambda: float(os.environ.get("SLMNODE_TOKEN_INTERVAL_MS", "40")))
@@ -59,11 +60,14 @@ class _Out:
 def load(settings: WorkerSettings) -> Any:
     from slmnode.engine.batch import LoadedModel
 
-    return LoadedModel(
+    lm = LoadedModel(
         settings.model_path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, n_batch=settings.n_batch,
         n_ubatch=settings.n_ubatch, n_seq=settings.parallel, use_mmap=settings.use_mmap,
         use_mlock=settings.use_mlock, kv_type=settings.kv_type, flash_attn=settings.flash_attn,
+        kv_split=settings.kv_split,
     )
+    lm.warm_up()
+    return lm
 
 
 def _reader(inp: IO[bytes], jobs: queue.Queue[dict[str, Any] | None], engine_ref: list[BatchEngine]) -> None:

@@ -93,6 +93,9 @@ class Router:
 
     # -- what clients see ------------------------------------------------------------------------
     def model_entries(self) -> list[dict[str, Any]]:
+        """``auto``, ``local`` and each upstream; nothing when no upstream is configured (all is local)."""
+        if not self.config.upstreams:
+            return []
         out = [{"id": "auto", "object": "model", "created": 0, "owned_by": "slmnode-router",
                 "meta": {"route": "auto: local for simple tasks, cloud for hard ones"}},
                {"id": "local", "object": "model", "created": 0, "owned_by": "slmnode-router",

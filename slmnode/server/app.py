@@ -20,6 +20,10 @@ from slmnode.engine.client import Engine, EngineClient, EngineState
 from slmnode.engine.worker import WorkerSettings
 from slmnode.errors import SlmnodeError
 from slmnode.hardware.cpu import default_threads
+from slmnode.hardware.memory import memory_facts
+from slmnode.hardware.root import SysRoot
+from slmnode.planner.memory import kv_split_fits
+from slmnode.planner.model_facts import facts_from_gguf
 from slmnode.server import errors as error_handlers
 from slmnode.server import ollama_api, openai_api
 from slmnode.server.errors import error_response
@@ -42,12 +46,24 @@ def served_model(settings: Settings, store: ModelStore | None = None) -> ServedM
                        source=manifest.source, added_at=manifest.added_at)
 
 
+def kv_split_for(settings: Settings, model: ServedModel) -> bool:
+    """The KV layout: as set, or (auto) split when it costs at most 5% of this machine's RAM."""
+    if settings.kv_layout != "auto":
+        return settings.kv_layout == "split"
+    try:
+        facts = facts_from_gguf(model.path, model.info)
+    except Exception:  # noqa: BLE001 - a model the planner can't read keeps the frugal layout
+        return False
+    total = memory_facts(SysRoot(settings.hardware_root)).total_bytes
+    return kv_split_fits(facts, settings.ctx, settings.parallel, kv_type=settings.kv_type, total_ram_bytes=total)
+
+
 def worker_settings(settings: Settings, model: ServedModel) -> WorkerSettings:
     return WorkerSettings(
         model_path=model.path, n_ctx=settings.ctx, n_threads=settings.threads or default_threads(),
         n_batch=settings.batch, n_ubatch=min(settings.ubatch, settings.batch), use_mmap=settings.mmap,
         use_mlock=settings.mlock, kv_type=settings.kv_type, flash_attn=settings.flash_attn,
-        parallel=settings.parallel,
+        parallel=settings.parallel, kv_split=kv_split_for(settings, model),
     )
 
 

@@ -120,9 +120,12 @@ def supervised_node(settings: Settings, events: EventLog | None = None) -> Node:
     threads = settings.threads or default_threads()
 
     def factory(model: ServedModel) -> SupervisedEngine:
+        ws = worker_settings(settings, model)
+
         def make() -> EngineClient:
-            return EngineClient(worker_settings(settings, model), model.name, model.info)
-        check = (memory_check(model.path, model.info.size_bytes, settings.ctx, settings.kv_type, root=root, name=model.name)
+            return EngineClient(ws, model.name, model.info)
+        kv_cells = ws.n_ctx * (ws.parallel if ws.kv_split else 1)  # split: every sequence its own context
+        check = (memory_check(model.path, model.info.size_bytes, kv_cells, settings.kv_type, root=root, name=model.name)
                  if settings.memory_check else None)
         engine = SupervisedEngine(make, model.name, model.info, events=events, policy=policy, memory_check=check)
         engine.on_state.append(lambda e: systemd.notify(f"STATUS={e.model_name}: {e.state.value}"))

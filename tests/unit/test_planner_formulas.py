@@ -14,7 +14,7 @@ import pytest
 from slmnode.catalog.quants import get_quant
 from slmnode.catalog.resolve import resolve_family
 from slmnode.errors import ConfigError
-from slmnode.planner.memory import MiB, estimate_ram, kv_cache_bytes
+from slmnode.planner.memory import MiB, estimate_ram, kv_cache_bytes, kv_split_fits
 from slmnode.planner.model_facts import facts_from_family, facts_from_gguf
 from slmnode.planner.profiles import PROFILES, DeviceProfile, get_profile
 from slmnode.planner.speed import predict_speed
@@ -97,3 +97,22 @@ def test_profiles_interface() -> None:
 
 def test_pi4_has_no_repack() -> None:
     assert get_profile("pi4-8gb").repack_types == ()
+
+
+GiB = 2**30
+
+
+@pytest.mark.parametrize(("family", "ram_gib", "ctx", "split"), [
+    ("embedded", 8, 4096, True),      # 216 MiB more KV on a Pi 4 8 GB: worth it
+    ("embedded", 4, 4096, False),     # ... but not on a 4 GB board (> 5% of RAM)
+    ("embedded", 24, 16384, True),
+    ("qwen2.5-7b", 8, 4096, False),   # a 7B model's KV x4 would not fit the 5% budget
+    ("gemma3-1b", 8, 2048, True),
+    ("llama3.2-3b", 16, 8192, False),
+])
+def test_kv_layout_auto_splits_only_when_cheap(gemma, family: str, ram_gib: int, ctx: int,  # type: ignore[no-untyped-def]
+                                               split: bool) -> None:
+    facts = gemma if family == "embedded" else facts_from_family(resolve_family(family), get_quant("Q4_K_M"))
+    assert kv_split_fits(facts, ctx, 4, total_ram_bytes=ram_gib * GiB) is split
+    assert kv_split_fits(facts, ctx, 1, total_ram_bytes=ram_gib * GiB) is False  # one sequence: nothing to split
+    assert kv_split_fits(facts, ctx, 4, total_ram_bytes=None) is False  # unknown RAM: the frugal layout
