@@ -11,7 +11,7 @@ Measured per server (medians over rounds):
 - TTFT with a ~1k-token system prompt, cold (new prefix) vs warm (same prefix, new question);
 - grammar: json_schema chat generation tok/s (response ``timings``) vs the same request free.
 
-Usage: .venv/bin/python benchmarks/batching.py [--rounds 3] [--threads 2] [--ctx 4096]
+Usage: .venv/bin/python benchmarks/batching.py [--rounds 3] [--threads 2] [--ctx 4096] [--layouts split,unified]
 Prints a markdown section and writes benchmarks/results/batching.json.
 """
 
@@ -114,6 +114,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ctx", type=int, default=4096)
+    ap.add_argument("--layouts", default="auto", help="slmnode KV layouts to run side by side, e.g. split,unified")
     args = ap.parse_args()
     model = model_path()
     load_before = os.getloadavg()[0]
@@ -122,16 +123,17 @@ def main() -> None:
     targets: list[Target] = []
     with tempfile.TemporaryDirectory() as home:
         try:
-            port = free_port()
             env = {**os.environ, "SLMNODE_HOME": os.environ.get("SLMNODE_HOME", str(Path(model).parents[2]))}
-            procs.append(subprocess.Popen([sys.executable, "-m", "slmnode", "serve", "--port", str(port), "--threads",
-                                           str(args.threads), "--ctx", str(args.ctx), "--parallel", "4",
-                                           "--chat-format", "gemma"],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=home))
-            wait_http(f"http://127.0.0.1:{port}/health", procs[-1])
-            targets.append(Target("slmnode (HTTP, --parallel 4)", f"http://127.0.0.1:{port}", "default"))
-            models = targets[0].http.get("/v1/models").json()["data"]
-            targets[0].model = models[0]["id"]
+            for layout in args.layouts.split(","):
+                port = free_port()
+                procs.append(subprocess.Popen([sys.executable, "-m", "slmnode", "serve", "--port", str(port),
+                                               "--threads", str(args.threads), "--ctx", str(args.ctx), "--parallel",
+                                               "4", "--kv-layout", layout, "--chat-format", "gemma"],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=home))
+                wait_http(f"http://127.0.0.1:{port}/health", procs[-1])
+                t = Target(f"slmnode (HTTP, --parallel 4, --kv-layout {layout})", f"http://127.0.0.1:{port}", "default")
+                t.model = t.http.get("/v1/models").json()["data"][0]["id"]
+                targets.append(t)
             if (TOOLS / "llama-server").exists():
                 lport = free_port()
                 procs.append(subprocess.Popen(
@@ -166,11 +168,15 @@ def main() -> None:
                     f"{m['grammar_tps'] / m['free_tps']:.2f}× |")
     if tg128 is not None:
         rows.append(f"\nllama-bench tg128 (no HTTP, no sampling): {tg128:.1f} tok/s")
-    if len(targets) == 2:
-        a, b = (summary["targets"][t.name]["medians"] for t in targets)
-        rows.append(f"\nslmnode / llama-server: 1 stream {a['single_tps'] / b['single_tps']:.2f}×, "
+    server = next((t for t in targets if t.name.startswith("llama-server")), None)
+    for t in targets:
+        if server is None or t is server:
+            continue
+        a, b = summary["targets"][t.name]["medians"], summary["targets"][server.name]["medians"]
+        rows.append(f"\n{t.name} / llama-server: 1 stream {a['single_tps'] / b['single_tps']:.2f}×, "
                     f"4 streams {a['four_aggregate_tps'] / b['four_aggregate_tps']:.2f}×, "
-                    f"json_schema {a['grammar_tps'] / b['grammar_tps']:.2f}×")
+                    f"json_schema {a['grammar_tps'] / b['grammar_tps']:.2f}×"
+                    + (f"; 1 stream / llama-bench tg128 {a['single_tps'] / tg128:.2f}×" if tg128 else ""))
     rows.append(f"\nload average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}"
                 " (the box is shared: compare rows of one run)")
     out = ROOT / "benchmarks/results/batching.json"

@@ -48,9 +48,9 @@ class Settings(BaseModel):
     kv_type: KVType = "f16"
     flash_attn: bool = False
     parallel: int = Field(4, ge=1, le=64, description="sequences decoded together (continuous batching slots)")
-    kv_layout: KVLayout = Field("auto", description="unified: one KV cache shared by all sequences; split: each "
-                                "sequence its own ctx cells (faster beside idle cached prefixes, more RAM); "
-                                "auto: split when the extra KV is at most 5% of RAM")
+    kv_layout: KVLayout = Field("unified", description="unified: one KV cache shared by all sequences; split: "
+                                "each sequence its own ctx cells (no attention over idle cached prefixes, "
+                                "parallel x the KV RAM); auto: split when the extra KV is at most 5% of RAM")
     chat_format: ChatFormat = "auto"
     keep_alive: str = Field("5m", description="unload a non-default model idle this long (300, 5m, 1h; -1 = never)")
     max_loaded_models: int = Field(1, ge=1, le=16)

@@ -34,8 +34,9 @@ def engine_options(fn: F) -> F:
         click.option("--flash-attn/--no-flash-attn", default=None, help="Use flash attention."),
         click.option("--parallel", type=int, help="Requests decoded together in one batch (default 4)."),
         click.option("--kv-layout", type=click.Choice(["auto", "unified", "split"]),
-                     help="KV cache: one shared by all requests (unified) or one context per request (split: "
-                          "faster beside cached prompts, more RAM); auto = split when that costs <= 5% of RAM."),
+                     help="KV cache: one shared by all requests (unified, default) or one context per request "
+                          "(split: no attention over idle cached prompts, parallel x the KV RAM); auto = split "
+                          "when that costs <= 5% of RAM. See docs/engine.md for measurements."),
         click.option("--chat-format", type=click.Choice(["auto", "template", "gemma", "chatml", "llama3", "phi3", "plain"]),
                      help="Prompt format: auto = the GGUF's template, else its family's turn format; "
                           "'plain' (User:/Assistant: transcript) suits base models such as the embedded one."),

@@ -19,7 +19,7 @@ import httpx
 import jsonschema
 import pytest
 
-from tests.conftest import RunningNode
+from tests.conftest import RunningNode, start_node
 
 pytestmark = pytest.mark.integration
 
@@ -90,3 +90,27 @@ def test_second_request_with_the_same_long_system_prompt_reports_cached_tokens(
     assert cached > 900, cached  # the whole system prompt came from the KV cache
     assert second["timings"]["prompt_n"] == second["usage"]["prompt_tokens"] - cached
     assert second["timings"]["prompt_ms"] < first["timings"]["prompt_ms"]
+
+
+def test_split_kv_layout_serves_greedy_batches_and_reuses_prefixes(embedded_home) -> None:  # type: ignore[no-untyped-def]
+    """`--kv-layout split`: every sequence its own context; same outputs, same prefix reuse."""
+    p, url = start_node(embedded_home, "--ctx", "1024", "--kv-layout", "split")
+    try:
+        p.wait_for_in_log(r"kv f16 split \(4 x 1024\)")
+        with httpx.Client(base_url=url, timeout=600) as http:
+            model = http.get("/v1/models").json()["data"][0]["id"]
+            alone = [_complete(http, model, q)["choices"][0]["text"] for q in PROMPTS]
+            batched = _concurrently(lambda q: _complete(http, model, q), PROMPTS)
+            assert [b["choices"][0]["text"] for b in batched] == alone
+            system = " ".join(f"Rule {i}: be brief." for i in range(60))
+            first, second = (http.post("/v1/chat/completions", json={
+                "model": model, "max_tokens": 2, "messages": [{"role": "system", "content": system},
+                                                              {"role": "user", "content": q}]}).json()
+                for q in ("Hi", "Hello"))
+            assert second["usage"]["prompt_tokens_details"]["cached_tokens"] > 300
+            # a request may still use its whole context while the other slots hold their prefixes
+            r = http.post("/v1/completions", json={"model": model, "prompt": "1, 2, 3,", "max_tokens": 1000,
+                                                    "temperature": 0, "stop": [","]})
+            assert r.status_code == 200, r.text  # admitted: 1000 tokens fit this slot's own 1024 cells
+    finally:
+        p.stop()
