@@ -100,11 +100,11 @@ class Target:
         return statistics.median(self.results[key])
 
 
-def llama_bench_tg128(model: str, threads: int) -> float | None:
+def llama_bench_tg128(model: str, threads: int, reps: int = 3) -> float | None:
     exe = TOOLS / "llama-bench"
     if not exe.exists():
         return None
-    out = subprocess.run([str(exe), "-m", model, "-t", str(threads), "-p", "0", "-n", "128", "-r", "3", "-o", "json"],
+    out = subprocess.run([str(exe), "-m", model, "-t", str(threads), "-p", "0", "-n", "128", "-r", str(reps), "-o", "json"],
                          capture_output=True, text=True, check=True).stdout
     return float(json.loads(out)[0]["avg_ts"])
 

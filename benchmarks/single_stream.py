@@ -1,12 +1,13 @@
 """Issue 6's single-stream targets with many samples: slmnode vs llama-server, request by request.
 
-The same greedy /v1/completions request (128 tokens) goes alternately to ``slmnode serve`` (default
-settings, ``--parallel 4``) and ``llama-server -np 4 -kvu``; ``llama-bench`` tg128 runs before and after.
-tok/s = completion tokens / wall time of the request (prompt, HTTP and all). Reported: medians, the
-ratio of medians and the median of per-pair ratios (each pair ran back to back, so slow drifts of
-the machine cancel).
+Each round sends the same greedy /v1/completions request (128 tokens) to ``slmnode serve`` (default
+settings, ``--parallel 4``) and to ``llama-server -np 4 -kvu``, and runs ``llama-bench`` tg128 once
+(``-r 1``), in an order that rotates round by round. tok/s of a request = completion tokens / wall
+time of the request (prompt, HTTP and all). Reported: medians, the ratio of medians and the median
+of per-round ratios (the three ran back to back, so slow drifts of the machine cancel; this VM's
+speed drifts by 10-20 % within minutes).
 
-Usage: .venv/bin/python benchmarks/single_stream.py [--pairs 30] [--threads 2] [--ctx 4096]
+Usage: cd benchmarks && ../.venv/bin/python single_stream.py [--rounds 30] [--threads 2] [--ctx 4096]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -39,14 +41,13 @@ def tps(client: httpx.Client, model: str, prompt: str) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--pairs", type=int, default=30)
+    ap.add_argument("--rounds", "--pairs", dest="pairs", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ctx", type=int, default=4096)
     args = ap.parse_args()
     model = model_path()
     procs: list[subprocess.Popen[bytes]] = []
-    samples: dict[str, list[float]] = {"slmnode": [], "llama-server": []}
-    bench_before = llama_bench_tg128(model, args.threads)
+    samples: dict[str, list[float]] = {"slmnode": [], "llama-server": [], "llama-bench tg128": []}
     with tempfile.TemporaryDirectory() as home:
         try:
             port, lport = free_port(), free_port()
@@ -68,26 +69,37 @@ def main() -> None:
                 tps(theirs, "default", PROMPTS[0])
             for i in range(args.pairs):
                 prompt = PROMPTS[i % len(PROMPTS)]
-                order = [("slmnode", ours, name), ("llama-server", theirs, "default")]
-                for key, client, m in order if i % 2 == 0 else reversed(order):
-                    samples[key].append(tps(client, m, prompt))
-                print(f"pair {i + 1}/{args.pairs}", file=sys.stderr)
+                order: list[tuple[str, Callable[[], float]]] = [
+                    ("slmnode", lambda: tps(ours, name, prompt)),
+                    ("llama-server", lambda: tps(theirs, "default", prompt)),
+                    ("llama-bench tg128", lambda: llama_bench_tg128(model, args.threads, reps=1) or 0.0)]
+                for key, run in order[i % 3:] + order[: i % 3]:
+                    samples[key].append(run())
+                print(f"round {i + 1}/{args.pairs}", file=sys.stderr)
         finally:
             for p in procs:
                 p.terminate()
                 p.wait(30)
-    bench_after = llama_bench_tg128(model, args.threads)
-    ours_med, theirs_med = statistics.median(samples["slmnode"]), statistics.median(samples["llama-server"])
-    pair_ratio = statistics.median(a / b for a, b in zip(samples["slmnode"], samples["llama-server"], strict=True))
-    tg = statistics.mean(x for x in (bench_before, bench_after) if x is not None) if bench_before else None
-    result = {"pairs": args.pairs, "threads": args.threads, "samples": samples, "slmnode_median": ours_med,
-              "llama_server_median": theirs_med, "median_pair_ratio": pair_ratio,
-              "llama_bench_tg128": [bench_before, bench_after], "load_average": os.getloadavg()[0]}
+    med = {k: statistics.median(v) for k, v in samples.items()}
+
+    def pair_ratio(a: str, b: str) -> float:
+        return statistics.median(x / y for x, y in zip(samples[a], samples[b], strict=True) if y)
+
+    have_bench = all(samples["llama-bench tg128"])
+    result = {"rounds": args.pairs, "threads": args.threads, "samples": samples, "medians": med,
+              "slmnode/llama-server": pair_ratio("slmnode", "llama-server"),
+              "slmnode/llama-bench": pair_ratio("slmnode", "llama-bench tg128") if have_bench else None,
+              "llama-server/llama-bench": pair_ratio("llama-server", "llama-bench tg128") if have_bench else None,
+              "load_average": os.getloadavg()[0]}
     (ROOT / "benchmarks/results/single_stream.json").write_text(json.dumps(result, indent=2))
-    print(f"| pairs | slmnode tok/s | llama-server tok/s | ratio of medians | median of pair ratios | "
-          f"llama-bench tg128 before/after | slmnode / tg128 |\n|---|---|---|---|---|---|---|\n"
-          f"| {args.pairs} | {ours_med:.1f} | {theirs_med:.1f} | {ours_med / theirs_med:.3f}× | {pair_ratio:.3f}× | "
-          f"{bench_before or 0:.1f} / {bench_after or 0:.1f} | {ours_med / tg:.3f}× |" if tg else "")
+    print("| rounds | slmnode tok/s | llama-server tok/s | llama-bench tg128 | slmnode / llama-server "
+          "(median of round ratios; ratio of medians) | slmnode / tg128 | llama-server / tg128 |\n"
+          "|---|---|---|---|---|---|---|")
+    bench = (f"{med['llama-bench tg128']:.1f} | {result['slmnode/llama-bench']:.3f}× | "
+             f"{result['llama-server/llama-bench']:.3f}×") if have_bench else "– | – | –"
+    print(f"| {args.pairs} | {med['slmnode']:.1f} | {med['llama-server']:.1f} | {bench.split(' | ')[0]} | "
+          f"{result['slmnode/llama-server']:.3f}×; {med['slmnode'] / med['llama-server']:.3f}× | "
+          f"{' | '.join(bench.split(' | ')[1:])} |")
 
 
 if __name__ == "__main__":

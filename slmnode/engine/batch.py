@@ -35,6 +35,7 @@ from slmnode.engine.sampling import SeqSampler
 from slmnode.errors import ContextLengthExceeded, SlmnodeError
 
 _KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml_type ids
+NO_STREAM_INTERVAL_S = 1.0  # token text of a non-streaming request: enough to show progress to the watchdog
 SendAll = Callable[[list[dict[str, Any]]], None]  # writes a list of events at once (one pipe write)
 
 
@@ -74,6 +75,9 @@ class LoadedModel:
         self.kv_split = kv_split
         self.n_batch, self.n_seq = n_batch, n_seq
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        self._pieces: dict[int, bytes] = {}
+        self._eog: dict[int, bool] = {}
+        self._views: dict[int, np.ndarray] = {}
 
     def warm_up(self) -> None:
         """Decode once with every sequence, then once with one, and forget it (as llama.cpp's warmup run).
@@ -98,19 +102,37 @@ class LoadedModel:
         return list(self.model.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
     def piece(self, token: int) -> bytes:
-        buf = ctypes.create_string_buffer(64)
-        n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, 64, 0, False)
-        if n < 0:
-            buf = ctypes.create_string_buffer(-n)
-            n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
-        return buf.raw[:n]
+        """The token's bytes (cached: a decode step is ~12 ms and every 0.1 ms of Python shows)."""
+        got = self._pieces.get(token)
+        if got is None:
+            buf = ctypes.create_string_buffer(64)
+            n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, 64, 0, False)
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
+            got = self._pieces[token] = buf.raw[:n]
+        return got
 
     def is_eog(self, token: int) -> bool:
-        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+        got = self._eog.get(token)
+        if got is None:
+            got = self._eog[token] = bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+        return got
 
     def logits(self, idx: int) -> np.ndarray:
+        """Row ``idx``'s logits, a view into llama.cpp's output buffer (valid until the next decode).
+
+        Views are cached by address: ``np.ctypeslib.as_array`` costs ~20 µs a call, and the output
+        buffer only moves when llama.cpp grows it.
+        """
         ptr = llama_cpp.llama_get_logits_ith(self.ctx, idx)
-        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        addr = ctypes.cast(ptr, ctypes.c_void_p).value or 0
+        view = self._views.get(addr)
+        if view is None:
+            if len(self._views) > 4096:
+                self._views.clear()
+            view = self._views[addr] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        return view
 
 
 class TextOut:
@@ -124,6 +146,8 @@ class TextOut:
 
     def feed(self, piece: bytes) -> tuple[str, bool]:
         """Returns (text safe to emit now, a stop string was hit)."""
+        if not self.stops:
+            return self.decoder.decode(piece), False
         self.held += self.decoder.decode(piece)
         hits = [i for i in (self.held.find(s) for s in self.stops) if i >= 0]
         if hits:
@@ -160,6 +184,7 @@ class Job:
     t_first: float | None = None
     pending: str = ""  # text not sent yet (token events are coalesced, see BatchEngine.token_interval_s)
     sent_at: float = 0.0  # when the last token event of this job was sent
+    interval: float = 0.0  # token text of this job is sent at most this often
 
 
 @dataclass
@@ -266,8 +291,11 @@ class BatchEngine:
         slot, common = self._pick_slot(tokens)  # type: ignore[misc]
         llama_cpp.llama_memory_seq_rm(self.lm.memory, slot.seq, common, -1)
         del slot.cells[common:]
+        t0 = time.perf_counter()
         slot.job = Job(rid=rid, tokens=tokens, max_tokens=params.max_tokens or room, sampler=sampler,
-                       text=TextOut(params.stop), t0=time.perf_counter(), n_eval=common, cached=common)
+                       text=TextOut(params.stop), t0=t0, n_eval=common, cached=common,
+                       interval=self.token_interval_s if params.stream else NO_STREAM_INTERVAL_S,
+                       sent_at=0.0 if params.stream else t0)
         slot.last_used = time.monotonic()
         return True
 
@@ -316,6 +344,8 @@ class BatchEngine:
     def _free_cells(self, needed: int) -> int:
         """Drop idle caches (LRU first) until ``needed`` cells are free; returns the free count."""
         free = self.lm.kv_cells - sum(len(s.cells) for s in self.slots)
+        if free >= needed:
+            return free
         for slot in sorted((s for s in self.slots if s.job is None and s.cells), key=lambda s: s.last_used):
             if free >= needed:
                 break
@@ -332,9 +362,10 @@ class BatchEngine:
                      key=lambda s: s.job.t0)  # type: ignore[union-attr]
         want = len(gen) + sum(len(s.job.tokens) - s.job.n_eval for s in pre)  # type: ignore[union-attr]
         free = self._free_cells(want)
-        for s in sorted(gen, key=lambda s: len(s.cells), reverse=True)[: max(0, len(gen) - free)]:
-            self._finish(s, "length")  # the context is full: the longest sequences end first
-        gen = [s for s in gen if s.job is not None]
+        if len(gen) > free:
+            for s in sorted(gen, key=lambda s: len(s.cells), reverse=True)[: len(gen) - free]:
+                self._finish(s, "length")  # the context is full: the longest sequences end first
+            gen = [s for s in gen if s.job is not None]
         free -= len(gen)
         added: list[tuple[Slot, int]] = []
 
@@ -378,9 +409,10 @@ class BatchEngine:
         return added
 
     def step(self) -> None:
-        for slot in self.slots:
-            if slot.job is not None and self.is_cancelled(slot.job.rid):
-                self._finish(slot, "cancelled")
+        if self.cancelled:  # (a set's truth is read atomically; the lock guards the lookups)
+            for slot in self.slots:
+                if slot.job is not None and self.is_cancelled(slot.job.rid):
+                    self._finish(slot, "cancelled")
         added = self._fill()
         if not added:
             return
@@ -413,7 +445,7 @@ class BatchEngine:
             text, hit = job.text.feed(self.lm.piece(token))
             if text:
                 job.pending += text
-                if now - job.sent_at >= self.token_interval_s:  # the first text goes at once
+                if now - job.sent_at >= job.interval:  # a stream's first text goes at once
                     self.send({"ev": "token", "id": job.rid, "text": job.pending})
                     job.pending, job.sent_at = "", now
             if hit:
@@ -429,10 +461,13 @@ class BatchEngine:
         open_ = True
         while open_ or self.waiting or self._active():
             if open_:
-                open_ = self._pull(jobs, block=not self._active() and not self.waiting)
-            for msg in [m for m in self.waiting if self.is_cancelled(m.get("id", ""))]:
-                self.waiting.remove(msg)  # cancelled while queued: answer at once, not when a slot frees
-                self._admit(msg)
+                idle = not self.waiting and not self._active()
+                if idle or jobs.qsize():  # (no exception raised per decode step when nothing arrived)
+                    open_ = self._pull(jobs, block=idle)
+            if self.waiting and self.cancelled:
+                for msg in [m for m in self.waiting if self.is_cancelled(m.get("id", ""))]:
+                    self.waiting.remove(msg)  # cancelled while queued: answer at once, not when a slot frees
+                    self._admit(msg)
             while self.waiting and self._admit(self.waiting[0]):
                 self.waiting.popleft()
             if not open_ and not self._active():

@@ -41,6 +41,9 @@ class GenerationParams(BaseModel):
     stop: list[str] = Field(default_factory=list)
     json_schema: dict[str, Any] | None = None  # output must validate against this schema
     json_object: bool = False  # output must be a JSON object (any)
+    # False: the caller only wants the whole text, so the worker sends it about once a second rather
+    # than every token_interval_ms (fewer wake-ups of the HTTP process, which preempt a decode thread)
+    stream: bool = True
 
 
 class Usage(BaseModel):

@@ -169,7 +169,8 @@ class SeqSampler:
         if self.grammar is not None and not self._allowed(token, float(logits[token])):
             self.grammar_resamples += 1
             token = self._resample(logits)
-        llama_cpp.llama_sampler_accept(self.chain, token)
+        if self.penalized or not self.greedy:  # a greedy chain keeps no state
+            llama_cpp.llama_sampler_accept(self.chain, token)
         if self.grammar is not None:
             llama_cpp.llama_sampler_accept(self.grammar, token)
         return token

@@ -117,9 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # llama.cpp raises ValueError/RuntimeError on a bad file
         out.send({"ev": "load_failed", "message": f"cannot load {settings.model_path}: {exc}"})
         return 1
+    import gc
+
     import llama_cpp
 
     from slmnode.engine.batch import BatchEngine
+
+    gc.freeze()  # what was loaded lives for good: collections between decode steps need not walk it
 
     engine = BatchEngine(llm, out.send_all, settings.n_threads, settings.token_interval_ms / 1000)
     engine_ref.append(engine)

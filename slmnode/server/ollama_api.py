@@ -124,7 +124,7 @@ async def _respond(node: Node, lease: Lease, prompt: str, params: GenerationPara
                    kind: str, fns: list[dict[str, Any]], t0: int) -> JSONResponse | StreamingResponse:
     model = lease.model
     load_ns = int((lease.engine.load_seconds or 0) * 1e9) if lease.fresh else 0
-    evs = await primed(node, lease, prompt, params)
+    evs = await primed(node, lease, prompt, params.model_copy(update={"stream": stream}))
 
     def body(text: str, done: bool) -> dict[str, Any]:
         if kind == "chat":

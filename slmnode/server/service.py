@@ -107,10 +107,10 @@ async def events(node: Node, lease: Lease, prompt: str, params: GenerationParams
 
 
 async def collect(node: Node, lease: Lease, prompt: str, params: GenerationParams) -> tuple[str, str, Usage]:
-    """Run a job to the end and release the lease."""
+    """Run a job to the end and release the lease (text arrives in few events: ``stream=False``)."""
     parts: list[str] = []
     try:
-        async for ev in events(node, lease, prompt, params):
+        async for ev in events(node, lease, prompt, params.model_copy(update={"stream": False})):
             if isinstance(ev, Token):
                 parts.append(ev.text)
             elif isinstance(ev, Done):

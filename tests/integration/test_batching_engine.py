@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import queue
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,8 @@ def test_grammar_resample_on_top_candidates_equals_the_full_vocabulary_resample(
         llama_cpp.llama_memory_seq_rm(lm.memory, 0, -1, -1)
 
 
-def _run(lm: LoadedModel, interval_s: float, prompt: str, n: int) -> tuple[list[dict[str, Any]], int]:
+def _run(lm: LoadedModel, interval_s: float, prompt: str, n: int,
+         stream: bool = True) -> tuple[list[dict[str, Any]], int]:
     events: list[dict[str, Any]] = []
     writes = 0
 
@@ -92,7 +94,7 @@ def _run(lm: LoadedModel, interval_s: float, prompt: str, n: int) -> tuple[list[
     engine = BatchEngine(lm, send_all, 2, token_interval_s=interval_s)
     jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
     jobs.put({"op": "generate", "id": "a", "prompt": prompt,
-              "params": GenerationParams(max_tokens=n, temperature=0).model_dump()})
+              "params": GenerationParams(max_tokens=n, temperature=0, stream=stream).model_dump()})
     jobs.put(None)
     engine.run(jobs)
     engine.close()
@@ -109,6 +111,41 @@ def test_coalesced_token_events_carry_the_same_text_as_one_event_per_token(lm: L
     assert [e["ev"] for e in coalesced if e["ev"] != "progress"] == ["started", "token", "token", "done"]
     assert coalesced[-1]["usage"]["completion_tokens"] == 24
     assert writes <= 25  # one pipe write per decode step (24 here) at most, not one per event
+
+
+def test_a_non_streaming_request_gets_its_text_in_one_event_not_one_per_interval(lm: LoadedModel) -> None:
+    streamed, _ = _run(lm, 0.0, "1, 2, 3, 4,", 24)
+    whole, _ = _run(lm, 0.0, "1, 2, 3, 4,", 24, stream=False)
+    text = lambda evs: "".join(e["text"] for e in evs if e["ev"] == "token")  # noqa: E731
+    assert text(whole) == text(streamed) and text(whole).strip()
+    # 24 tokens take far less than NO_STREAM_INTERVAL_S (1 s): no event until the end
+    assert [e["ev"] for e in whole if e["ev"] != "progress"] == ["started", "token", "done"]
+
+
+def test_cached_pieces_and_logits_views_match_fresh_ones(lm: LoadedModel) -> None:
+    ids = lm.tokenize("Pieces: naïve café, 東京, emoji 🙂 and spaces   end")
+
+    def fresh(t: int) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(lm.vocab, t, buf, 64, 0, False)
+        return buf.raw[:n]
+
+    for _ in range(2):  # the second pass comes from the cache
+        assert [lm.piece(t) for t in ids[1:]] == [fresh(t) for t in ids[1:]]
+    assert b"".join(lm.piece(t) for t in ids[1:]).decode("utf-8") == "Pieces: naïve café, 東京, emoji 🙂 and spaces   end"
+    llama_cpp.llama_memory_clear(lm.memory, True)  # (engine runs above left cached prefixes)
+    batch = llama_cpp.llama_batch_init(64, 0, 1)
+    try:
+        _decode(lm, batch, ids, 0)
+        first = lm.logits(len(ids) - 1).copy()
+        _decode(lm, batch, [ids[-1]], len(ids))
+        second = lm.logits(0)  # the same buffer, new values: the cached view must show them
+        raw = llama_cpp.llama_get_logits_ith(lm.ctx, 0)
+        assert second[:5].tolist() == [raw[i] for i in range(5)]
+        assert second.tolist() != first.tolist()
+    finally:
+        llama_cpp.llama_batch_free(batch)
+        llama_cpp.llama_memory_seq_rm(lm.memory, 0, -1, -1)
 
 
 @pytest.mark.parametrize("params", [
