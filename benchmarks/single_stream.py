@@ -3,9 +3,12 @@
 Each round sends the same greedy /v1/completions request (128 tokens) to ``slmnode serve`` (default
 settings, ``--parallel 4``) and to ``llama-server -np 4 -kvu``, and runs ``llama-bench`` tg128 once
 (``-r 1``), in an order that rotates round by round. tok/s of a request = completion tokens / wall
-time of the request (prompt, HTTP and all). Reported: medians, the ratio of medians and the median
-of per-round ratios (the three ran back to back, so slow drifts of the machine cancel; this VM's
-speed drifts by 10-20 % within minutes).
+time of the request (prompt, HTTP and all). Each round also streams the same request to both servers:
+generation tok/s as a streaming client sees it = tokens after the first / time from the first to
+the last text chunk (slmnode coalesces a stream's text to one event per 40 ms, llama-server sends
+one per token). Reported: medians, the ratio of medians and the median of per-round ratios (a
+round's runs are back to back, so slow drifts of the machine cancel; this VM's speed drifts by
+10-20 % within minutes).
 
 Usage: cd benchmarks && ../.venv/bin/python single_stream.py [--rounds 30] [--threads 2] [--ctx 4096]
 """
@@ -39,6 +42,26 @@ def tps(client: httpx.Client, model: str, prompt: str) -> float:
     return int(r.json()["usage"]["completion_tokens"]) / (time.perf_counter() - t0)
 
 
+def stream_tps(client: httpx.Client, model: str, prompt: str) -> float:
+    """Generation tok/s seen by a streaming client: tokens after the first / time from first to last text."""
+    body = {"model": model, "prompt": prompt, "max_tokens": 128, "temperature": 0, "stream": True,
+            "stream_options": {"include_usage": True}}
+    first = last = 0.0
+    n = 0
+    with client.stream("POST", "/v1/completions", json=body) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get("choices") and chunk["choices"][0].get("text"):
+                last = time.perf_counter()
+                first = first or last
+            if chunk.get("usage"):
+                n = int(chunk["usage"]["completion_tokens"])
+    return (n - 1) / (last - first) if last > first else 0.0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", "--pairs", dest="pairs", type=int, default=30)
@@ -47,7 +70,8 @@ def main() -> None:
     args = ap.parse_args()
     model = model_path()
     procs: list[subprocess.Popen[bytes]] = []
-    samples: dict[str, list[float]] = {"slmnode": [], "llama-server": [], "llama-bench tg128": []}
+    samples: dict[str, list[float]] = {"slmnode": [], "llama-server": [], "llama-bench tg128": [],
+                                       "slmnode stream": [], "llama-server stream": []}
     with tempfile.TemporaryDirectory() as home:
         try:
             port, lport = free_port(), free_port()
@@ -70,10 +94,12 @@ def main() -> None:
             for i in range(args.pairs):
                 prompt = PROMPTS[i % len(PROMPTS)]
                 order: list[tuple[str, Callable[[], float]]] = [
-                    ("slmnode", lambda: tps(ours, name, prompt)),
-                    ("llama-server", lambda: tps(theirs, "default", prompt)),
-                    ("llama-bench tg128", lambda: llama_bench_tg128(model, args.threads, reps=1) or 0.0)]
-                for key, run in order[i % 3:] + order[: i % 3]:
+                    ("slmnode", lambda p=prompt: tps(ours, name, p)),
+                    ("llama-server", lambda p=prompt: tps(theirs, "default", p)),
+                    ("llama-bench tg128", lambda: llama_bench_tg128(model, args.threads, reps=1) or 0.0),
+                    ("slmnode stream", lambda p=prompt: stream_tps(ours, name, p)),
+                    ("llama-server stream", lambda p=prompt: stream_tps(theirs, "default", p))]
+                for key, run in order[i % len(order):] + order[: i % len(order)]:
                     samples[key].append(run())
                 print(f"round {i + 1}/{args.pairs}", file=sys.stderr)
         finally:
@@ -90,6 +116,10 @@ def main() -> None:
               "slmnode/llama-server": pair_ratio("slmnode", "llama-server"),
               "slmnode/llama-bench": pair_ratio("slmnode", "llama-bench tg128") if have_bench else None,
               "llama-server/llama-bench": pair_ratio("llama-server", "llama-bench tg128") if have_bench else None,
+              "stream: slmnode/llama-server": pair_ratio("slmnode stream", "llama-server stream"),
+              "stream: slmnode/llama-bench": pair_ratio("slmnode stream", "llama-bench tg128") if have_bench else None,
+              "stream: llama-server/llama-bench": (pair_ratio("llama-server stream", "llama-bench tg128")
+                                                   if have_bench else None),
               "load_average": os.getloadavg()[0]}
     (ROOT / "benchmarks/results/single_stream.json").write_text(json.dumps(result, indent=2))
     print("| rounds | slmnode tok/s | llama-server tok/s | llama-bench tg128 | slmnode / llama-server "
@@ -100,6 +130,11 @@ def main() -> None:
     print(f"| {args.pairs} | {med['slmnode']:.1f} | {med['llama-server']:.1f} | {bench.split(' | ')[0]} | "
           f"{result['slmnode/llama-server']:.3f}×; {med['slmnode'] / med['llama-server']:.3f}× | "
           f"{' | '.join(bench.split(' | ')[1:])} |")
+    sb = (f"{result['stream: slmnode/llama-bench']:.3f}× | {result['stream: llama-server/llama-bench']:.3f}×"
+          if have_bench else "– | –")
+    print(f"| {args.pairs}, streaming: generation tok/s from first to last token | {med['slmnode stream']:.1f} | "
+          f"{med['llama-server stream']:.1f} | {bench.split(' | ')[0]} | {result['stream: slmnode/llama-server']:.3f}×; "
+          f"{med['slmnode stream'] / med['llama-server stream']:.3f}× | {sb} |")
 
 
 if __name__ == "__main__":
