@@ -37,6 +37,10 @@ def engine_options(fn: F) -> F:
                      help="KV cache: one shared by all requests (unified, default) or one context per request "
                           "(split: no attention over idle cached prompts, parallel x the KV RAM); auto = split "
                           "when that costs <= 5% of RAM. See docs/engine.md for measurements."),
+        click.option("--cache-ram", type=int,
+                     help="MiB of host RAM for parked prompt caches (default 512; 0 = off): idle requests' "
+                          "cached prompts leave the KV cache while others decode and come back when a prompt "
+                          "matches, as llama-server's --cache-ram."),
         click.option("--chat-format", type=click.Choice(["auto", "template", "gemma", "chatml", "llama3", "phi3", "plain"]),
                      help="Prompt format: auto = the GGUF's template, else its family's turn format; "
                           "'plain' (User:/Assistant: transcript) suits base models such as the embedded one."),
@@ -53,7 +57,7 @@ def settings_from(kwargs: dict[str, Any]) -> Settings:
            "kv_type": kwargs.pop("kv_type", None), "mlock": kwargs.pop("mlock", None),
            "mmap": kwargs.pop("mmap", None), "flash_attn": kwargs.pop("flash_attn", None),
            "parallel": kwargs.pop("parallel", None), "kv_layout": kwargs.pop("kv_layout", None),
-           "chat_format": kwargs.pop("chat_format", None)}
+           "cache_ram": kwargs.pop("cache_ram", None), "chat_format": kwargs.pop("chat_format", None)}
     cli.update({k: kwargs.pop(k) for k in ("host", "port", "api_key", "keep_alive", "max_loaded_models", "max_queue",
                                            "request_timeout") if k in kwargs})
     return load_settings(cli, config_file=config_file)

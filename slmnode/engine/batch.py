@@ -8,9 +8,14 @@ New requests join between decode steps; a finished or cancelled request frees it
 Prefix reuse: a slot's sequence keeps its KV cells after its request ends. A new request takes the
 idle slot whose cached tokens share the longest prefix with its prompt (more than the BOS token),
 else an empty slot, else the least recently used one; cells past the common prefix are removed
-(``llama_memory_seq_rm``) and only the rest of the prompt is evaluated. The cache is bounded by the
-slot count (``parallel``) and by the context: when a step needs cells, idle caches are dropped,
-least recently used first.
+(``llama_memory_seq_rm``) and only the rest of the prompt is evaluated.
+
+Parking (:mod:`slmnode.engine.prompt_cache`, on unless ``cache_ram_bytes`` is 0): in a unified KV
+cache, while any request decodes, idle slots' sequences are copied to host RAM and removed from the
+KV cache, so the running requests do not attend over them. A prompt that shares a longer prefix
+with a parked sequence than with any idle slot gets it copied back into a slot. A slot's cache that
+a different prompt would overwrite, or that a step needs the cells of, is parked too; the host
+store is bounded in bytes and forgets the least recently used prompts first.
 
 Sampling and the lazily checked grammar live in :mod:`slmnode.engine.sampling`.
 """
@@ -30,6 +35,7 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
+from slmnode.engine.prompt_cache import HostPromptCache, ParkedPrompt, common_prefix
 from slmnode.engine.protocol import GenerationParams, Usage
 from slmnode.engine.sampling import SeqSampler
 from slmnode.errors import ContextLengthExceeded, SlmnodeError
@@ -75,6 +81,7 @@ class LoadedModel:
         self.kv_split = kv_split
         self.n_batch, self.n_seq = n_batch, n_seq
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        self.n_swa = llama_cpp.llama_model_n_swa(self.model.model)  # sliding-window size (0: none)
         self._pieces: dict[int, bytes] = {}
         self._eog: dict[int, bool] = {}
         self._views: dict[int, np.ndarray] = {}
@@ -191,6 +198,7 @@ class Job:
 class Slot:
     seq: int
     cells: list[int] = field(default_factory=list)  # tokens whose KV this sequence holds, positions 0..n-1
+    marks: list[int] = field(default_factory=list)  # where later prompts are likely to diverge (see _save_copies)
     last_used: float = 0.0
     job: Job | None = None
 
@@ -198,7 +206,8 @@ class Slot:
 class BatchEngine:
     """Serves generate requests from a queue, decoding up to ``n_seq`` of them together."""
 
-    def __init__(self, lm: LoadedModel, send_all: SendAll, n_threads: int, token_interval_s: float = 0.04) -> None:
+    def __init__(self, lm: LoadedModel, send_all: SendAll, n_threads: int, token_interval_s: float = 0.04,
+                 cache_ram_bytes: int = 0) -> None:
         self.lm, self.send_all = lm, send_all
         self.outbox: list[dict[str, Any]] = []  # events of this loop turn, written together by flush()
         self.send = self.outbox.append
@@ -211,6 +220,9 @@ class BatchEngine:
         self.pace_s = 0.0
         self.batch = llama_cpp.llama_batch_init(max(lm.n_batch, lm.n_seq), 0, 1)
         self.steps = 0
+        self.parked = HostPromptCache(lm.ctx, cache_ram_bytes, swa=lm.n_swa > 0)
+        # split KV: idle cells cost the other sequences nothing, so they stay until their room is needed
+        self.park_idle = self.parked.enabled and not lm.kv_split
 
     def flush(self) -> None:
         if self.outbox:
@@ -237,24 +249,51 @@ class BatchEngine:
     def _active(self) -> list[Job]:
         return [s.job for s in self.slots if s.job is not None]
 
-    def _pick_slot(self, tokens: list[int]) -> tuple[Slot, int] | None:
+    def _pick_slot(self, tokens: list[int]) -> tuple[Slot, int, ParkedPrompt | None] | None:
+        """The slot for ``tokens``, how many of them its cache (or the parked entry to restore) holds."""
         idle = [s for s in self.slots if s.job is None]
         if not idle:
             return None
-
-        def common(s: Slot) -> int:
-            n = 0
-            for a, b in zip(s.cells, tokens[:-1]):  # the last prompt token is always evaluated
-                if a != b:
-                    break
-                n += 1
-            return n
-
-        best = max(idle, key=common)
-        n = common(best)
+        head = tokens[:-1]  # the last prompt token is always evaluated
+        best = max(idle, key=lambda s: common_prefix(s.cells, head))
+        n = common_prefix(best.cells, head)
+        parked = self.parked.best(head) if self.parked.entries else None
+        if parked is not None and parked[1] > max(n, 1):
+            return min(idle, key=lambda s: (len(s.cells) > 0, s.last_used)), parked[1], parked[0]
         if n > 1:
-            return best, n
-        return min(idle, key=lambda s: (len(s.cells) > 0, s.last_used)), 0
+            return best, n, None
+        return min(idle, key=lambda s: (len(s.cells) > 0, s.last_used)), 0, None
+
+    def _park(self, slot: Slot) -> None:
+        """Copy an idle slot's sequence to host RAM (when the store is on) and free its cells."""
+        if slot.cells:
+            self._save_copies(slot, 0)
+
+    def _save_copies(self, slot: Slot, keep: int) -> None:
+        """Park ``slot``'s sequence, then cut it back to ``keep`` tokens.
+
+        A sliding-window model's parked sequence cannot be cut back once restored (see
+        :mod:`slmnode.engine.prompt_cache`), so copies cut at the slot's marks are parked too,
+        longest first: where its request diverged from the cache it reused, and where the request's
+        last message began (the system prompt and earlier turns end there).
+        """
+        if self.parked.enabled:
+            self.parked.save(slot.seq, slot.cells)
+            if self.lm.n_swa:
+                for cut in sorted({m for m in slot.marks if keep < m < len(slot.cells) - 1}, reverse=True):
+                    llama_cpp.llama_memory_seq_rm(self.lm.memory, slot.seq, cut, -1)
+                    self.parked.save(slot.seq, slot.cells[:cut])
+        llama_cpp.llama_memory_seq_rm(self.lm.memory, slot.seq, keep, -1)
+        del slot.cells[keep:]
+        slot.marks = [m for m in slot.marks if m <= keep]
+
+    def _restore(self, slot: Slot, entry: ParkedPrompt, used: int) -> int:
+        """Put a parked sequence into ``slot``; returns the tokens it now holds of the prompt (0: not restored)."""
+        self._park(slot)
+        if self._free_cells(len(entry.tokens)) < len(entry.tokens) or not self.parked.restore(entry, slot.seq, used):
+            return 0
+        slot.cells[:] = entry.tokens
+        return used
 
     def _admit(self, msg: dict[str, Any]) -> bool:
         """Start a request in a free slot; False when every slot is busy."""
@@ -288,9 +327,14 @@ class BatchEngine:
         except Exception as exc:  # never let one request kill the worker
             self.send({"ev": "error", "id": rid, "kind": "EngineError", "message": f"generation failed: {exc}"})
             return True
-        slot, common = self._pick_slot(tokens)  # type: ignore[misc]
+        slot, common, entry = self._pick_slot(tokens)  # type: ignore[misc]
+        if entry is not None:
+            common = self._restore(slot, entry, common)
+        elif common < len(slot.cells) // 2:  # mostly another prompt: keep it in host RAM
+            self._save_copies(slot, common)
         llama_cpp.llama_memory_seq_rm(self.lm.memory, slot.seq, common, -1)
         del slot.cells[common:]
+        slot.marks = [m for m in (common, self._shared_prefix(tokens, msg["prompt"], params)) if m > 1]
         t0 = time.perf_counter()
         slot.job = Job(rid=rid, tokens=tokens, max_tokens=params.max_tokens or room, sampler=sampler,
                        text=TextOut(params.stop), t0=t0, n_eval=common, cached=common,
@@ -298,6 +342,13 @@ class BatchEngine:
                        sent_at=0.0 if params.stream else t0)
         slot.last_used = time.monotonic()
         return True
+
+    def _shared_prefix(self, tokens: list[int], prompt: str, params: GenerationParams) -> int:
+        """Tokens of ``prompt`` that later requests are likely to share (``params.shared_prefix_chars``)."""
+        chars = params.shared_prefix_chars
+        if not (self.lm.n_swa and self.parked.enabled and 0 < chars < len(prompt)):
+            return 0
+        return common_prefix(self.lm.tokenize(prompt[:chars]), tokens)
 
     def _pull(self, jobs: queue.Queue[dict[str, Any] | None], block: bool) -> bool:
         """Move arriving requests to the waiting line; False once the input has ended."""
@@ -339,19 +390,20 @@ class BatchEngine:
                 slot.job = None
             llama_cpp.llama_memory_seq_rm(self.lm.memory, slot.seq, -1, -1)
             slot.cells.clear()
+            slot.marks.clear()
+        self.parked.clear()
 
     # -- one decode step -----------------------------------------------------------------------------
     def _free_cells(self, needed: int) -> int:
-        """Drop idle caches (LRU first) until ``needed`` cells are free; returns the free count."""
+        """Park idle caches (LRU first) until ``needed`` cells are free; returns the free count."""
         free = self.lm.kv_cells - sum(len(s.cells) for s in self.slots)
         if free >= needed:
             return free
         for slot in sorted((s for s in self.slots if s.job is None and s.cells), key=lambda s: s.last_used):
             if free >= needed:
                 break
-            llama_cpp.llama_memory_seq_rm(self.lm.memory, slot.seq, -1, -1)
             free += len(slot.cells)
-            slot.cells.clear()
+            self._park(slot)
         return free
 
     def _fill(self) -> list[tuple[Slot, int]]:
@@ -413,6 +465,11 @@ class BatchEngine:
             for slot in self.slots:
                 if slot.job is not None and self.is_cancelled(slot.job.rid):
                     self._finish(slot, "cancelled")
+        if self.park_idle:
+            idle = [s for s in self.slots if s.job is None and s.cells]
+            if idle and len(idle) < len(self.slots):  # someone decodes: idle cells would widen its attention
+                for slot in idle:
+                    self._park(slot)
         added = self._fill()
         if not added:
             return

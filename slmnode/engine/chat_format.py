@@ -29,6 +29,16 @@ class Rendered:
     prompt: str
     stop: list[str]
     format: str
+    # where the last message's text begins: what precedes it (system prompt, earlier turns) is what the
+    # next request of the same agent or conversation is likely to share (a prompt-cache hint)
+    shared_prefix_chars: int = 0
+
+
+def shared_prefix_chars(prompt: str, msgs: list[tuple[str, str]]) -> int:
+    """Characters of ``prompt`` before the last message's text (0 if it cannot be found)."""
+    last = next((text for _, text in reversed(msgs) if text), "")
+    at = prompt.rfind(last) if last else -1
+    return max(at, 0)
 
 
 @dataclass(frozen=True)
@@ -193,10 +203,12 @@ def render_chat(info: ModelInfo, messages: list[dict[str, Any]], fns: list[dict[
     fmt = _FORMATS[chat_format if forced else known_format(info)]
     if info.chat_template and not forced:
         try:
-            return Rendered(_render_template(info, messages, fns), list(fmt.stop), "gguf-template")
+            text = _render_template(info, messages, fns)
+            return Rendered(text, list(fmt.stop), "gguf-template", shared_prefix_chars(text, msgs))
         except jinja2.TemplateError:
             pass  # a template that rejects these messages: fall back to the known format
-    return Rendered(_render_known(fmt, msgs, tool_prompt(fns) if fns else None), list(fmt.stop), fmt.name)
+    text = _render_known(fmt, msgs, tool_prompt(fns) if fns else None)
+    return Rendered(text, list(fmt.stop), fmt.name, shared_prefix_chars(text, msgs))
 
 
 def render_completion(info: ModelInfo, prompt: str) -> Rendered:

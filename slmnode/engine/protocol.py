@@ -44,6 +44,9 @@ class GenerationParams(BaseModel):
     # False: the caller only wants the whole text, so the worker sends it about once a second rather
     # than every token_interval_ms (fewer wake-ups of the HTTP process, which preempt a decode thread)
     stream: bool = True
+    # characters at the start of the prompt that later requests are likely to share (system prompt and
+    # earlier turns): the engine keeps a cached copy of the prompt cut there (sliding-window models)
+    shared_prefix_chars: int = Field(0, ge=0)
 
 
 class Usage(BaseModel):

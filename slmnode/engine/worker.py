@@ -37,6 +37,7 @@ class WorkerSettings(BaseModel):
     heartbeat_s: float = 1.0
     parallel: int = 4  # sequences decoded together (slots; also the number of cached prompt prefixes)
     kv_split: bool = False  # each sequence its own n_ctx cells instead of one shared cache
+    cache_ram_mb: int = 512  # host RAM for parked prompt caches (slmnode.engine.prompt_cache); 0 = off
     # a request's token text is sent at most this often (its first token at once): on 2 cores each
     # event wakes the HTTP process, which preempts a decode thread
     token_interval_ms: float = Field(default_factory=lambda: float(os.environ.get("SLMNODE_TOKEN_INTERVAL_MS", "40")))
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
 
     gc.freeze()  # what was loaded lives for good: collections between decode steps need not walk it
 
-    engine = BatchEngine(llm, out.send_all, settings.n_threads, settings.token_interval_ms / 1000)
+    engine = BatchEngine(llm, out.send_all, settings.n_threads, settings.token_interval_ms / 1000,
+                         cache_ram_bytes=settings.cache_ram_mb * 1024 * 1024)
     engine_ref.append(engine)
     threading.Thread(target=_heartbeat, args=(out, settings.heartbeat_s), daemon=True).start()
     out.send({

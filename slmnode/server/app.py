@@ -63,7 +63,7 @@ def worker_settings(settings: Settings, model: ServedModel) -> WorkerSettings:
         model_path=model.path, n_ctx=settings.ctx, n_threads=settings.threads or default_threads(),
         n_batch=settings.batch, n_ubatch=min(settings.ubatch, settings.batch), use_mmap=settings.mmap,
         use_mlock=settings.mlock, kv_type=settings.kv_type, flash_attn=settings.flash_attn,
-        parallel=settings.parallel, kv_split=kv_split_for(settings, model),
+        parallel=settings.parallel, kv_split=kv_split_for(settings, model), cache_ram_mb=settings.cache_ram,
     )
 
 

@@ -81,7 +81,8 @@ def chat_job(info: ModelInfo, messages: list[dict[str, Any]], params: Generation
         fns = []
     forced = forced_tools(fns, tool_choice if tool_choice is not None else "auto")
     rendered = render_chat(info, messages, fns or None, chat_format)
-    params = params.model_copy(update={"stop": list(dict.fromkeys([*params.stop, *rendered.stop]))})
+    params = params.model_copy(update={"stop": list(dict.fromkeys([*params.stop, *rendered.stop])),
+                                       "shared_prefix_chars": rendered.shared_prefix_chars})
     if forced:
         params = params.model_copy(update={"json_schema": call_schema(forced), "json_object": False})
     return ChatJob(rendered.prompt, params, fns, bool(forced))

@@ -91,3 +91,21 @@ def test_forced_format_beats_gguf_template_and_unknown_is_rejected() -> None:
     assert render_chat(tpl_model, [{"role": "user", "content": "x"}], chat_format="chatml").format == "chatml"
     with pytest.raises(RequestError, match="plain"):
         render_chat(GEMMA, [{"role": "user", "content": "x"}], chat_format="vicuna")
+
+
+@pytest.mark.parametrize("model,fmt", [(GEMMA, "gemma"), (info(architecture="qwen2", eot_token="<|im_end|>"), "chatml"),
+                                       (info(architecture="llama", eot_token="<|eot_id|>"), "llama3"),
+                                       (GEMMA, "plain")])
+def test_the_shared_prefix_hint_ends_where_the_last_message_begins(model: ModelInfo, fmt: str) -> None:
+    system = {"role": "system", "content": "You are a careful agent. " * 20}
+    a = render_chat(model, [system, {"role": "user", "content": "What is 2+2?"}], chat_format=fmt)
+    b = render_chat(model, [system, {"role": "user", "content": "Name a colour."}], chat_format=fmt)
+    assert a.prompt[a.shared_prefix_chars:].startswith("What is 2+2?")
+    # two tasks of one agent share exactly that much: the engine keeps a cache entry cut there
+    assert a.prompt[: a.shared_prefix_chars] == b.prompt[: b.shared_prefix_chars]
+    assert a.shared_prefix_chars > len(system["content"])
+
+
+def test_the_shared_prefix_hint_is_zero_when_the_last_text_is_not_in_the_prompt() -> None:
+    r = render_chat(GEMMA, [{"role": "user", "content": ""}])
+    assert r.shared_prefix_chars == 0
