@@ -114,7 +114,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ctx", type=int, default=4096)
-    ap.add_argument("--layouts", default="auto", help="slmnode KV layouts to run side by side, e.g. split,unified")
+    ap.add_argument("--layouts", default="auto",
+                    help="slmnode KV layouts to run side by side, e.g. split,unified; LAYOUT:MIB also sets "
+                         "--cache-ram (unified:0 = no parking of idle prompt caches)")
     args = ap.parse_args()
     model = model_path()
     load_before = os.getloadavg()[0]
@@ -124,14 +126,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         try:
             env = {**os.environ, "SLMNODE_HOME": os.environ.get("SLMNODE_HOME", str(Path(model).parents[2]))}
-            for layout in args.layouts.split(","):
+            for spec in args.layouts.split(","):
+                layout, _, cache_ram = spec.partition(":")
                 port = free_port()
+                extra = ["--cache-ram", cache_ram] if cache_ram else []
                 procs.append(subprocess.Popen([sys.executable, "-m", "slmnode", "serve", "--port", str(port),
                                                "--threads", str(args.threads), "--ctx", str(args.ctx), "--parallel",
-                                               "4", "--kv-layout", layout, "--chat-format", "gemma"],
+                                               "4", "--kv-layout", layout, "--chat-format", "gemma", *extra],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=home))
                 wait_http(f"http://127.0.0.1:{port}/health", procs[-1])
-                t = Target(f"slmnode (HTTP, --parallel 4, --kv-layout {layout})", f"http://127.0.0.1:{port}", "default")
+                name = f"slmnode (HTTP, --parallel 4, --kv-layout {layout}{f', --cache-ram {cache_ram}' if cache_ram else ''})"
+                t = Target(name, f"http://127.0.0.1:{port}", "default")
                 t.model = t.http.get("/v1/models").json()["data"][0]["id"]
                 targets.append(t)
             if (TOOLS / "llama-server").exists():

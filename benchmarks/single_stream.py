@@ -10,7 +10,12 @@ one per token). Reported: medians, the ratio of medians and the median of per-ro
 round's runs are back to back, so slow drifts of the machine cancel; this VM's speed drifts by
 10-20 % within minutes).
 
+With ``--idle-prompts N`` every server first gets N chat requests with different ~1,100-token system
+prompts (1 token each), so the rounds run beside N idle cached prompts, as agents leave them; a
+third server, ``slmnode serve --cache-ram 0`` (no parking of idle prompt caches), joins the rounds.
+
 Usage: cd benchmarks && ../.venv/bin/python single_stream.py [--rounds 30] [--threads 2] [--ctx 4096]
+       [--idle-prompts 3]
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ def main() -> None:
     ap.add_argument("--rounds", "--pairs", dest="pairs", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ctx", type=int, default=4096)
+    ap.add_argument("--idle-prompts", type=int, default=0,
+                    help="leave this many ~1,100-token system prompts cached in idle slots first; adds slmnode --cache-ram 0")
     args = ap.parse_args()
     model = model_path()
     procs: list[subprocess.Popen[bytes]] = []
@@ -85,12 +92,26 @@ def main() -> None:
                  "-t", str(args.threads), "-c", str(args.ctx), "-b", "512", "-ub", "512", "-fa", "off",
                  "-np", "4", "-kvu", "--no-webui"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             wait_http(f"http://127.0.0.1:{lport}/health", procs[-1])
+            if args.idle_prompts:
+                nport = free_port()
+                procs.append(subprocess.Popen([sys.executable, "-m", "slmnode", "serve", "--port", str(nport),
+                                               "--threads", str(args.threads), "--ctx", str(args.ctx), "--parallel",
+                                               "4", "--cache-ram", "0"],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=home))
+                wait_http(f"http://127.0.0.1:{nport}/health", procs[-1])
+                unparked = httpx.Client(base_url=f"http://127.0.0.1:{nport}", timeout=300)
+                samples["slmnode --cache-ram 0"] = []
             ours = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300)
             theirs = httpx.Client(base_url=f"http://127.0.0.1:{lport}", timeout=300)
             name = ours.get("/v1/models").json()["data"][0]["id"]
             for _ in range(2):  # warm-up
                 tps(ours, name, PROMPTS[0])
                 tps(theirs, "default", PROMPTS[0])
+            rules = " ".join(f"Rule {i}: answer with valid JSON and keep field {i} short." for i in range(70))
+            for k in range(args.idle_prompts):
+                for c, m in [(ours, name), (theirs, "default")] + ([(unparked, name)] if args.idle_prompts else []):
+                    c.post("/v1/chat/completions", json={"model": m, "max_tokens": 1, "messages": [
+                        {"role": "system", "content": f"Agent {k}. {rules}"}, {"role": "user", "content": "Ready?"}]})
             for i in range(args.pairs):
                 prompt = PROMPTS[i % len(PROMPTS)]
                 order: list[tuple[str, Callable[[], float]]] = [
@@ -99,6 +120,8 @@ def main() -> None:
                     ("llama-bench tg128", lambda: llama_bench_tg128(model, args.threads, reps=1) or 0.0),
                     ("slmnode stream", lambda p=prompt: stream_tps(ours, name, p)),
                     ("llama-server stream", lambda p=prompt: stream_tps(theirs, "default", p))]
+                if args.idle_prompts:
+                    order.insert(1, ("slmnode --cache-ram 0", lambda p=prompt: tps(unparked, name, p)))
                 for key, run in order[i % len(order):] + order[: i % len(order)]:
                     samples[key].append(run())
                 print(f"round {i + 1}/{args.pairs}", file=sys.stderr)
@@ -120,8 +143,15 @@ def main() -> None:
               "stream: slmnode/llama-bench": pair_ratio("slmnode stream", "llama-bench tg128") if have_bench else None,
               "stream: llama-server/llama-bench": (pair_ratio("llama-server stream", "llama-bench tg128")
                                                    if have_bench else None),
-              "load_average": os.getloadavg()[0]}
-    (ROOT / "benchmarks/results/single_stream.json").write_text(json.dumps(result, indent=2))
+              "load_average": os.getloadavg()[0], "idle_prompts": args.idle_prompts}
+    if args.idle_prompts:
+        result["slmnode --cache-ram 0/llama-server"] = pair_ratio("slmnode --cache-ram 0", "llama-server")
+        result["slmnode/slmnode --cache-ram 0"] = pair_ratio("slmnode", "slmnode --cache-ram 0")
+        print(f"beside {args.idle_prompts} idle prompts: slmnode / llama-server {result['slmnode/llama-server']:.3f}×, "
+              f"slmnode --cache-ram 0 / llama-server {result['slmnode --cache-ram 0/llama-server']:.3f}×, "
+              f"parking on / off {result['slmnode/slmnode --cache-ram 0']:.3f}×")
+    out_name = "single_stream_idle.json" if args.idle_prompts else "single_stream.json"
+    (ROOT / "benchmarks/results" / out_name).write_text(json.dumps(result, indent=2))
     print("| rounds | slmnode tok/s | llama-server tok/s | llama-bench tg128 | slmnode / llama-server "
           "(median of round ratios; ratio of medians) | slmnode / tg128 | llama-server / tg128 |\n"
           "|---|---|---|---|---|---|---|")
