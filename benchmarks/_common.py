@@ -28,3 +28,13 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 300) -> 
             pass
         time.sleep(0.2)
     raise SystemExit(f"{url} not ready after {timeout} s")
+
+
+def embedded_model(threads: int, n_ctx: int = 4096, n_seq: int = 4):  # type: ignore[no-untyped-def]
+    """The embedded model in the engine's own ``LoadedModel`` (in-process benchmarks)."""
+    from slmnode.catalog.store import ModelStore
+    from slmnode.engine.batch import LoadedModel
+
+    store = ModelStore()
+    path = str(store.path_of(store.ensure_embedded()))
+    return LoadedModel(path, n_ctx=n_ctx, n_threads=threads, n_batch=512, n_ubatch=512, n_seq=n_seq)

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
+from _common import embedded_model
 
-from slmnode.catalog.store import ModelStore
 from slmnode.engine import batch as batch_mod
 from slmnode.engine.batch import BatchEngine, LoadedModel
 from slmnode.engine.grammar import grammar_text_for
@@ -139,9 +139,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=20)
     args = ap.parse_args()
-    store = ModelStore()
-    path = str(store.path_of(store.ensure_embedded()))
-    lm = LoadedModel(path, n_ctx=4096, n_threads=args.threads, n_batch=512, n_ubatch=512, n_seq=4)
+    lm = embedded_model(args.threads)
     rows = decode_rows(lm, args.steps)
     greedy = GenerationParams(max_tokens=64, temperature=0).model_dump()
     default = GenerationParams(max_tokens=64).model_dump()

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
+from _common import embedded_model
 
-from slmnode.catalog.store import ModelStore
 from slmnode.engine.batch import BatchEngine, LoadedModel
 from slmnode.engine.prompt_cache import HostPromptCache
 from slmnode.engine.protocol import GenerationParams
@@ -59,9 +59,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    store = ModelStore()
-    path = str(store.path_of(store.ensure_embedded()))
-    lm = LoadedModel(path, n_ctx=4096, n_threads=args.threads, n_batch=512, n_ubatch=512, n_seq=4)
+    lm = embedded_model(args.threads)
     lm.warm_up()
     single = "1, 2, 3, 4,"
     ms: dict[str, list[float]] = {"on": [], "off": []}

@@ -80,7 +80,6 @@ class HostPromptCache:
         written = llama_cpp.llama_state_seq_get_data(self.ctx, buf, size, seq)
         if written == 0:
             return False
-        n = len(tokens)
         self.entries = [e for e in self.entries if not self._covers(tokens, e)]
         self.entries.append(ParkedPrompt(tokens=list(tokens), data=buf, nbytes=written))
         self.saves += 1
