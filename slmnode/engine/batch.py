@@ -258,11 +258,10 @@ class BatchEngine:
         best = max(idle, key=lambda s: common_prefix(s.cells, head))
         n = common_prefix(best.cells, head)
         parked = self.parked.best(head) if self.parked.entries else None
+        spare = min(idle, key=lambda s: (len(s.cells) > 0, s.last_used))  # empty, else least recently used
         if parked is not None and parked[1] > max(n, 1):
-            return min(idle, key=lambda s: (len(s.cells) > 0, s.last_used)), parked[1], parked[0]
-        if n > 1:
-            return best, n, None
-        return min(idle, key=lambda s: (len(s.cells) > 0, s.last_used)), 0, None
+            return spare, parked[1], parked[0]
+        return (best, n, None) if n > 1 else (spare, 0, None)
 
     def _park(self, slot: Slot) -> None:
         """Copy an idle slot's sequence to host RAM (when the store is on) and free its cells."""
@@ -467,7 +466,7 @@ class BatchEngine:
                     self._finish(slot, "cancelled")
         if self.park_idle:
             idle = [s for s in self.slots if s.job is None and s.cells]
-            if idle and len(idle) < len(self.slots):  # someone decodes: idle cells would widen its attention
+            if idle and any(s.job is not None for s in self.slots):  # idle cells would widen its attention
                 for slot in idle:
                     self._park(slot)
         added = self._fill()
