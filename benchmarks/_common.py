@@ -33,7 +33,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 300) -> 
 def embedded_model(threads: int, n_ctx: int = 4096, n_seq: int = 4):  # type: ignore[no-untyped-def]
     """The embedded model in the engine's own ``LoadedModel`` (in-process benchmarks)."""
     from slmnode.catalog.store import ModelStore
-    from slmnode.engine.batch import LoadedModel
+    from slmnode.engine.model import LoadedModel
 
     store = ModelStore()
     path = str(store.path_of(store.ensure_embedded()))

@@ -17,7 +17,7 @@ import time
 import llama_cpp
 
 from slmnode.catalog.store import ModelStore
-from slmnode.engine.batch import LoadedModel
+from slmnode.engine.model import LoadedModel
 
 
 def per_token_ms(lm: LoadedModel, idle_seqs: int, idle_tokens: int, steps: int = 60) -> float:

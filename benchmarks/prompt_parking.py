@@ -23,7 +23,8 @@ from typing import Any
 import llama_cpp
 from _common import embedded_model
 
-from slmnode.engine.batch import BatchEngine, LoadedModel
+from slmnode.engine.batch import BatchEngine
+from slmnode.engine.model import LoadedModel
 from slmnode.engine.prompt_cache import HostPromptCache
 from slmnode.engine.protocol import GenerationParams
 

@@ -51,8 +51,9 @@ class Settings(BaseModel):
     kv_layout: KVLayout = Field("unified", description="unified: one KV cache shared by all sequences; split: "
                                 "each sequence its own ctx cells (no attention over idle cached prefixes, "
                                 "parallel x the KV RAM); auto: split when the extra KV is at most 5% of RAM")
-    cache_ram: int = Field(512, ge=0, le=1_048_576, description="MiB of host RAM for parked prompt caches (idle "
-                           "sequences copied out of the KV cache, restored when a prompt matches); 0 = off")
+    cache_ram: int | None = Field(None, ge=0, le=1_048_576, description="MiB of host RAM for parked prompt caches "
+                                  "(idle sequences copied out of the KV cache, restored when a prompt matches); "
+                                  "0 = off; unset = 512, at most a tenth of the machine's RAM")
     chat_format: ChatFormat = "auto"
     keep_alive: str = Field("5m", description="unload a non-default model idle this long (300, 5m, 1h; -1 = never)")
     max_loaded_models: int = Field(1, ge=1, le=16)

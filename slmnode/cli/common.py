@@ -38,7 +38,7 @@ def engine_options(fn: F) -> F:
                           "(split: no attention over idle cached prompts, parallel x the KV RAM); auto = split "
                           "when that costs <= 5% of RAM. See docs/engine.md for measurements."),
         click.option("--cache-ram", type=int,
-                     help="MiB of host RAM for parked prompt caches (default 512; 0 = off): idle requests' "
+                     help="MiB of host RAM for parked prompt caches (default 512, at most a tenth of RAM; 0 = off): idle requests' "
                           "cached prompts leave the KV cache while others decode and come back when a prompt "
                           "matches, as llama-server's --cache-ram."),
         click.option("--chat-format", type=click.Choice(["auto", "template", "gemma", "chatml", "llama3", "phi3", "plain"]),

@@ -68,6 +68,8 @@ class Engine(Protocol):
     error: str | None
     load_seconds: float | None
     n_ctx: int
+    parked_prompts: int  # prompt caches the worker holds in host RAM (slmnode.engine.prompt_cache)
+    parked_bytes: int
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -100,6 +102,7 @@ class EngineClient:
         self._ids = itertools.count(1)
         self._active: set[str] = set()  # ids the worker is generating for (batched), by its own events
         self.last_heartbeat = time.monotonic()  # last sign of life from the worker process
+        self.parked_prompts = self.parked_bytes = 0  # as of the worker's last finished request
         self.last_progress = time.monotonic()  # last event of the active request
 
     # -- state -----------------------------------------------------------------------------------
@@ -180,6 +183,8 @@ class EngineClient:
             elif ev in ("done", "error"):
                 self._active.discard(msg.get("id", ""))
                 self.last_progress = now
+                if "parked_bytes" in msg:
+                    self.parked_prompts, self.parked_bytes = int(msg["parked"]), int(msg["parked_bytes"])
             pending = self._pending.get(msg.get("id", ""))
             if pending is not None and ev != "progress":
                 if ev == "started":

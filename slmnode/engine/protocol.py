@@ -10,7 +10,8 @@ worker → host   {"ev": "loaded", "load_seconds": float, "n_ctx": int, "system_
                 {"ev": "progress", "id": str, "prompt_done": int}     (after each prompt batch)
                 {"ev": "started", "id": str, "prompt_tokens": int, "cached_tokens": int}
                 {"ev": "token", "id": str, "text": str}
-                {"ev": "done", "id": str, "finish_reason": str, "usage": Usage}
+                {"ev": "done", "id": str, "finish_reason": str, "usage": Usage,
+                 "parked": int, "parked_bytes": int}                 (prompt caches parked in host RAM)
                 {"ev": "error", "id": str, "kind": str, "message": str}
 
 ``kind`` names a class in :mod:`slmnode.errors` so the host re-raises the same error.

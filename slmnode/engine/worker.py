@@ -59,7 +59,7 @@ class _Out:
 
 
 def load(settings: WorkerSettings) -> Any:
-    from slmnode.engine.batch import LoadedModel
+    from slmnode.engine.model import LoadedModel
 
     lm = LoadedModel(
         settings.model_path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, n_batch=settings.n_batch,

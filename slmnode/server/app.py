@@ -58,12 +58,23 @@ def kv_split_for(settings: Settings, model: ServedModel) -> bool:
     return kv_split_fits(facts, settings.ctx, settings.parallel, kv_type=settings.kv_type, total_ram_bytes=total)
 
 
+DEFAULT_CACHE_RAM_MIB = 512
+
+
+def cache_ram_for(settings: Settings) -> int:
+    """MiB for parked prompt caches: as set, else 512 but at most a tenth of this machine's RAM."""
+    if settings.cache_ram is not None:
+        return settings.cache_ram
+    total = memory_facts(SysRoot(settings.hardware_root)).total_bytes
+    return DEFAULT_CACHE_RAM_MIB if total is None else min(DEFAULT_CACHE_RAM_MIB, total // 10 // 2**20)
+
+
 def worker_settings(settings: Settings, model: ServedModel) -> WorkerSettings:
     return WorkerSettings(
         model_path=model.path, n_ctx=settings.ctx, n_threads=settings.threads or default_threads(),
         n_batch=settings.batch, n_ubatch=min(settings.ubatch, settings.batch), use_mmap=settings.mmap,
         use_mlock=settings.mlock, kv_type=settings.kv_type, flash_attn=settings.flash_attn,
-        parallel=settings.parallel, kv_split=kv_split_for(settings, model), cache_ram_mb=settings.cache_ram,
+        parallel=settings.parallel, kv_split=kv_split_for(settings, model), cache_ram_mb=cache_ram_for(settings),
     )
 
 
@@ -160,6 +171,9 @@ def create_app(node: Node, on_loaded: Callable[[Node], None] | None = None) -> F
         node.metrics.queue_depth.set(node.models.queue_depth)
         node.metrics.busy.set(1 if node.models.busy else 0)
         node.metrics.ready.set(1 if node.models.loaded() else 0)
+        count, nbytes = node.models.parked
+        node.metrics.parked_prompts.set(count)
+        node.metrics.parked_bytes.set(nbytes)
         return Response(node.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/")

@@ -26,6 +26,10 @@ class Metrics:
         self.busy = Gauge("slmnode_engine_busy", "1 while the engine is generating", registry=r)
         self.load_seconds = Gauge("slmnode_model_load_seconds", "Seconds the last model load took", registry=r)
         self.ready = Gauge("slmnode_ready", "1 when the model is loaded and serving", registry=r)
+        self.parked_prompts = Gauge("slmnode_parked_prompts", "Idle prompt caches held in host RAM (--cache-ram)",
+                                    registry=r)
+        self.parked_bytes = Gauge("slmnode_parked_prompt_bytes", "Bytes of host RAM holding parked prompt caches",
+                                  registry=r)
         self.latency = Histogram("slmnode_request_seconds", "Completed generation request latency", ["endpoint"],
                                  buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300), registry=r)
 

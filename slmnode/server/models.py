@@ -131,6 +131,12 @@ class ModelManager:
     def busy(self) -> bool:
         return any(s.engine.busy for s in self.slots.values())
 
+    @property
+    def parked(self) -> tuple[int, int]:
+        """Prompt caches parked in host RAM by the loaded engines: (count, bytes)."""
+        engines = [s.engine for s in self.slots.values()]
+        return sum(e.parked_prompts for e in engines), sum(e.parked_bytes for e in engines)
+
     def slot_of(self, name: str) -> Slot | None:
         return self.slots.get(name)
 

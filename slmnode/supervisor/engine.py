@@ -78,6 +78,14 @@ class SupervisedEngine:
     def pid(self) -> int | None:
         return self.inner.pid if self.inner else None
 
+    @property
+    def parked_prompts(self) -> int:
+        return self.inner.parked_prompts if self.inner else 0
+
+    @property
+    def parked_bytes(self) -> int:
+        return self.inner.parked_bytes if self.inner else 0
+
     def _set(self, state: EngineState, error: str | None = None) -> None:
         self.state, self.error = state, error
         if state == EngineState.READY:

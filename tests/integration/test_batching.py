@@ -92,6 +92,31 @@ def test_second_request_with_the_same_long_system_prompt_reports_cached_tokens(
     assert second["timings"]["prompt_ms"] < first["timings"]["prompt_ms"]
 
 
+def _metric(text: str, name: str) -> float:
+    return float(next(line.split()[1] for line in text.splitlines() if line.startswith(name + " ")))
+
+
+def test_an_idle_system_prompt_is_parked_while_another_request_decodes_and_comes_back(
+        http: httpx.Client, node: RunningNode) -> None:
+    system = " ".join(f"Policy {i}: reply in one short line and cite clause {i}." for i in range(60))
+
+    def ask(question: str) -> dict:
+        r = http.post("/v1/chat/completions", json={
+            "model": node.model, "max_tokens": 2, "temperature": 0,
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": question}]})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    first = ask("Who are you?")
+    _complete(http, node.model, "Monday, Tuesday, Wednesday,", 8)  # decodes while the agent's slot is idle
+    metrics = http.get("/metrics").text
+    assert _metric(metrics, "slmnode_parked_prompts") >= 1
+    assert _metric(metrics, "slmnode_parked_prompt_bytes") > 1_000_000  # ~800 tokens of KV, not a stub
+    again = ask("What can you do?")  # restored from host RAM: the system prompt is not evaluated again
+    assert again["usage"]["prompt_tokens_details"]["cached_tokens"] > 700
+    assert again["timings"]["prompt_ms"] < first["timings"]["prompt_ms"] / 5
+
+
 def test_split_kv_layout_serves_greedy_batches_and_reuses_prefixes(embedded_home) -> None:  # type: ignore[no-untyped-def]
     """`--kv-layout split`: every sequence its own context; same outputs, same prefix reuse."""
     p, url = start_node(embedded_home, "--ctx", "1024", "--kv-layout", "split")

@@ -16,7 +16,8 @@ from typing import Any
 import llama_cpp
 import pytest
 
-from slmnode.engine.batch import BatchEngine, LoadedModel
+from slmnode.engine.batch import BatchEngine
+from slmnode.engine.model import LoadedModel
 from slmnode.engine.grammar import grammar_text_for
 from slmnode.engine.protocol import GenerationParams
 from slmnode.engine.sampling import SeqSampler

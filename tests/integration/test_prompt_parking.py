@@ -24,7 +24,8 @@ import llama_cpp
 import numpy as np
 import pytest
 
-from slmnode.engine.batch import BatchEngine, LoadedModel
+from slmnode.engine.batch import BatchEngine
+from slmnode.engine.model import LoadedModel
 from slmnode.engine.prompt_cache import HostPromptCache
 from slmnode.engine.protocol import GenerationParams
 

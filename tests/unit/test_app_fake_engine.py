@@ -30,6 +30,7 @@ class FakeEngine:
         self.reply = reply
         self.prompts: list[tuple[str, GenerationParams]] = []
         self.queue_depth, self.busy = 0, False
+        self.parked_prompts = self.parked_bytes = 0
 
     async def start(self) -> None:
         self.state = EngineState.LOADING

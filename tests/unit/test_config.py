@@ -33,3 +33,20 @@ def test_bad_config_names_the_problem(tmp_path: Path, text: str, match: str) -> 
 def test_bad_env_value() -> None:
     with pytest.raises(ConfigError, match="kv_type"):
         load_settings({}, environ={"SLMNODE_KV_TYPE": "q3"})
+
+
+BOARDS = Path(__file__).parents[1] / "data" / "boards"
+
+
+@pytest.mark.parametrize("board,cache_ram,expected", [
+    ("pi4b-4gb", None, 375),  # MemTotal 3,845,824 kB: a tenth of it
+    ("pi4b-8gb", None, 512),
+    ("pi4b-4gb", 2048, 2048),  # as set, even above the default
+    ("pi4b-8gb", 0, 0),  # off
+])
+def test_parked_prompt_ram_defaults_to_512_mib_but_at_most_a_tenth_of_ram(
+        board: str, cache_ram: int | None, expected: int) -> None:
+    from slmnode.server.app import cache_ram_for
+
+    s = load_settings({"hardware_root": str(BOARDS / board), "cache_ram": cache_ram}, environ={})
+    assert cache_ram_for(s) == expected

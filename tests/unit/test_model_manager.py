@@ -19,6 +19,7 @@ class Eng:
         self.model, self.fail = model, fail
         self.state, self.error, self.load_seconds, self.n_ctx = EngineState.STOPPED, None, None, 512
         self.queue_depth, self.busy = 0, False
+        self.parked_prompts = self.parked_bytes = 0
 
     async def start(self) -> None:
         self.state = EngineState.LOADING
