@@ -73,18 +73,19 @@ def test_grammar_constrained_requests_stay_valid_when_batched(http: httpx.Client
         jsonschema.validate(json.loads(choice["message"]["content"]), SCHEMA)
 
 
+def _ask(http: httpx.Client, model: str, system: str, question: str, max_tokens: int) -> dict:
+    r = http.post("/v1/chat/completions", json={
+        "model": model, "max_tokens": max_tokens, "temperature": 0,
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": question}]})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
 def test_second_request_with_the_same_long_system_prompt_reports_cached_tokens(
         http: httpx.Client, node: RunningNode) -> None:
     system = " ".join(f"Rule {i}: answer with valid JSON and keep field {i} short." for i in range(70))
-
-    def ask(question: str) -> dict:
-        r = http.post("/v1/chat/completions", json={
-            "model": node.model, "max_tokens": 4, "temperature": 0,
-            "messages": [{"role": "system", "content": system}, {"role": "user", "content": question}]})
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    first, second = ask("What is 2+2?"), ask("Name a colour.")
+    first = _ask(http, node.model, system, "What is 2+2?", 4)
+    second = _ask(http, node.model, system, "Name a colour.", 4)
     assert second["usage"]["prompt_tokens"] > 900
     cached = second["usage"]["prompt_tokens_details"]["cached_tokens"]
     assert cached > 900, cached  # the whole system prompt came from the KV cache
@@ -99,20 +100,12 @@ def _metric(text: str, name: str) -> float:
 def test_an_idle_system_prompt_is_parked_while_another_request_decodes_and_comes_back(
         http: httpx.Client, node: RunningNode) -> None:
     system = " ".join(f"Policy {i}: reply in one short line and cite clause {i}." for i in range(60))
-
-    def ask(question: str) -> dict:
-        r = http.post("/v1/chat/completions", json={
-            "model": node.model, "max_tokens": 2, "temperature": 0,
-            "messages": [{"role": "system", "content": system}, {"role": "user", "content": question}]})
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    first = ask("Who are you?")
+    first = _ask(http, node.model, system, "Who are you?", 2)
     _complete(http, node.model, "Monday, Tuesday, Wednesday,", 8)  # decodes while the agent's slot is idle
     metrics = http.get("/metrics").text
     assert _metric(metrics, "slmnode_parked_prompts") >= 1
     assert _metric(metrics, "slmnode_parked_prompt_bytes") > 1_000_000  # ~800 tokens of KV, not a stub
-    again = ask("What can you do?")  # restored from host RAM: the system prompt is not evaluated again
+    again = _ask(http, node.model, system, "What can you do?", 2)  # restored from host RAM: the system prompt is not evaluated again
     assert again["usage"]["prompt_tokens_details"]["cached_tokens"] > 700
     assert again["timings"]["prompt_ms"] < first["timings"]["prompt_ms"] / 5
 
