@@ -143,7 +143,7 @@ def main() -> None:
                 lport = free_port()
                 procs.append(subprocess.Popen(
                     [str(TOOLS / "llama-server"), "-m", model, "--host", "127.0.0.1", "--port", str(lport),
-                     "-t", str(args.threads), "-c", str(args.ctx), "-b", "512", "-ub", "512", "-fa", "off",
+                     "-t", str(args.threads), "-c", str(args.ctx), "-b", "512", "-ub", "512", "-fa", "auto",
                      "-np", "4", "-kvu", "--no-webui", "--no-jinja", "--chat-template", "gemma"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
                 wait_http(f"http://127.0.0.1:{lport}/health", procs[-1])

@@ -123,6 +123,7 @@ def main() -> None:
         wait_http(f"http://127.0.0.1:{ls_port}/health", servers[1])
         workloads = ("cold", "pp128", "pp512", "tg128", "ttft") + (("agent",) if args.agent else ())
         plan = BenchPlan(repeats=args.repeats, warmup=1, workloads=workloads, label="side_by_side")
+        os.environ.setdefault("SLMNODE_FLASH_ATTN", "false")  # every stack here runs without flash attention
         print("HTTP stacks, interleaved ...", file=sys.stderr)
         report = run_bench(plan, configs=[NodeConfig(threads=args.threads, ctx=args.ctx)],
                            vs=[parse_endpoint(f"http://127.0.0.1:{lcpp_port}/v1"),

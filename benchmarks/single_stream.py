@@ -41,8 +41,13 @@ PROMPTS = ["1, 2, 3, 4,"]  # as batching.py: a greedy continuation that runs the
 
 
 def tps(client: httpx.Client, model: str, prompt: str) -> float:
-    t0 = time.perf_counter()
-    r = client.post("/v1/completions", json={"model": model, "prompt": prompt, "max_tokens": 128, "temperature": 0})
+    body = {"model": model, "prompt": prompt, "max_tokens": 128, "temperature": 0}
+    try:
+        t0 = time.perf_counter()
+        r = client.post("/v1/completions", json=body)
+    except httpx.RemoteProtocolError:  # a kept-alive connection the server had closed (seen with llama-server)
+        t0 = time.perf_counter()
+        r = client.post("/v1/completions", json=body)
     r.raise_for_status()
     return int(r.json()["usage"]["completion_tokens"]) / (time.perf_counter() - t0)
 
@@ -89,8 +94,9 @@ def main() -> None:
             wait_http(f"http://127.0.0.1:{port}/health", procs[-1])
             procs.append(subprocess.Popen(
                 [str(TOOLS / "llama-server"), "-m", model, "--host", "127.0.0.1", "--port", str(lport),
-                 "-t", str(args.threads), "-c", str(args.ctx), "-b", "512", "-ub", "512", "-fa", "off",
-                 "-np", "4", "-kvu", "--no-webui"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                 "-t", str(args.threads), "-c", str(args.ctx), "-b", "512", "-ub", "512", "-fa", "auto",
+                 "-np", "4", "-kvu", "--no-webui"], stdout=subprocess.DEVNULL,
+                stderr=(Path(home) / "llama-server.log").open("wb")))
             wait_http(f"http://127.0.0.1:{lport}/health", procs[-1])
             if args.idle_prompts:
                 nport = free_port()
@@ -125,6 +131,11 @@ def main() -> None:
                 for key, run in order[i % len(order):] + order[: i % len(order)]:
                     samples[key].append(run())
                 print(f"round {i + 1}/{args.pairs}", file=sys.stderr)
+        except httpx.HTTPError:
+            log = Path(home) / "llama-server.log"
+            print(f"llama-server exit code {procs[1].poll()}; its log ends:", file=sys.stderr)
+            print(log.read_text(errors="replace")[-3000:] if log.exists() else "(none)", file=sys.stderr)
+            raise
         finally:
             for p in procs:
                 p.terminate()

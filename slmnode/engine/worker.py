@@ -33,7 +33,7 @@ class WorkerSettings(BaseModel):
     use_mmap: bool = True
     use_mlock: bool = False
     kv_type: str = "f16"
-    flash_attn: bool = False
+    flash_attn: bool | None = None  # None: llama.cpp decides (on for CPU)
     heartbeat_s: float = 1.0
     parallel: int = 4  # sequences decoded together (slots; also the number of cached prompt prefixes)
     kv_split: bool = False  # each sequence its own n_ctx cells instead of one shared cache
