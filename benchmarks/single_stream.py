@@ -115,7 +115,7 @@ def main() -> None:
                 tps(theirs, "default", PROMPTS[0])
             rules = " ".join(f"Rule {i}: answer with valid JSON and keep field {i} short." for i in range(70))
             for k in range(args.idle_prompts):
-                for c, m in [(ours, name), (theirs, "default")] + ([(unparked, name)] if args.idle_prompts else []):
+                for c, m in [(ours, name), (theirs, "default"), (unparked, name)]:
                     c.post("/v1/chat/completions", json={"model": m, "max_tokens": 1, "messages": [
                         {"role": "system", "content": f"Agent {k}. {rules}"}, {"role": "user", "content": "Ready?"}]})
             for i in range(args.pairs):
