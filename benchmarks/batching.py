@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from _common import free_port, wait_http  # noqa: E402  (run as a script from benchmarks/)
+from _common import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = Path.home() / ".cache/slmnode/llama-tools/bin"

@@ -28,8 +28,8 @@ from _common import embedded_model
 
 from slmnode.engine import batch as batch_mod
 from slmnode.engine.batch import BatchEngine
-from slmnode.engine.model import LoadedModel
 from slmnode.engine.grammar import grammar_text_for
+from slmnode.engine.model import LoadedModel
 from slmnode.engine.protocol import GenerationParams
 from slmnode.engine.sampling import SeqSampler
 

@@ -29,7 +29,7 @@ from typing import Any, get_args
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from slmnode.router.privacy import Kind, scan_messages, scan_text
+from slmnode.router.privacy import Kind, scan_messages, scan_text  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "privacy" / "corpus.jsonl"
 BLOCK = 10 * 1024

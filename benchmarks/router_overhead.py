@@ -16,19 +16,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from slmnode.config import Settings  # noqa: E402
-from slmnode.router.classify import classify  # noqa: E402
-from slmnode.router.config import RouterConfig, Upstream  # noqa: E402
-from slmnode.router.ledger import Ledger, LedgerRow  # noqa: E402
-from slmnode.router.privacy import scan_messages  # noqa: E402
-from slmnode.router.route import Router  # noqa: E402
-from slmnode.server.app import create_app  # noqa: E402
-from slmnode.server.models import ModelManager, ServedModel  # noqa: E402
-from slmnode.server.service import Node  # noqa: E402
-from tests.unit.test_app_fake_engine import FakeEngine  # noqa: E402
-from tests.unit.test_chat_format import GEMMA  # noqa: E402
+from slmnode.config import Settings
+from slmnode.router.classify import classify
+from slmnode.router.config import RouterConfig, Upstream
+from slmnode.router.ledger import Ledger, LedgerRow
+from slmnode.router.privacy import scan_messages
+from slmnode.router.route import Router
+from slmnode.server.app import create_app
+from slmnode.server.models import ModelManager, ServedModel
+from slmnode.server.service import Node
+from tests.unit.test_app_fake_engine import FakeEngine
+from tests.unit.test_chat_format import GEMMA
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests/data/privacy/corpus.jsonl"
 

@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-from _common import free_port, wait_http  # noqa: E402  (run as a script from benchmarks/)
+from _common import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -32,9 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-
-from _common import free_port, wait_http  # noqa: E402  (run as a script from benchmarks/)
-from batching import TOOLS, llama_bench_tg128, model_path  # noqa: E402
+from _common import free_port, wait_http
+from batching import TOOLS, llama_bench_tg128, model_path
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ["1, 2, 3, 4,"]  # as batching.py: a greedy continuation that runs the full 128 tokens

@@ -115,3 +115,20 @@ def node(embedded_home: Path) -> Iterator[RunningNode]:
     p, url = start_node(embedded_home, "--ctx", "2048")
     yield RunningNode(p.proc, url, EMBEDDED_NAME, p.log)
     p.stop()
+
+
+def decode_step_s(base_url: str, model: str) -> float:
+    """Seconds per decode step of the node at ``base_url``, now: from its own timings of a short greedy run.
+
+    Tests derive their deadlines from it (a multiple of the step time, never a fixed number of
+    seconds), so they hold on a slow, loaded or pinned machine as on a fast one.
+    """
+    import httpx
+
+    r = httpx.post(f"{base_url}/v1/completions", json={"model": model, "prompt": "1, 2, 3, 4,", "max_tokens": 16,
+                                                        "temperature": 0}, timeout=600)
+    assert r.status_code == 200, r.text
+    t = r.json()["timings"]
+    if int(t["predicted_n"]) < 2:  # ended at its first token: the prompt pass is one (long) step
+        return float(t["prompt_ms"]) / 1000
+    return float(t["predicted_ms"]) / 1000 / (int(t["predicted_n"]) - 1)

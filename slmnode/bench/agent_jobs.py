@@ -77,7 +77,7 @@ def _lookup_customer(args: Json) -> Json:
 def _create_ticket(args: Json) -> Json:
     plan = next((c["plan"] for c in _CUSTOMERS.values() if c["customer_id"] == args["customer_id"]), "Basic")
     return {"ticket_id": f"T-{_digits(args['customer_id'], args['category'], args['priority'])}",
-            "response_time": _RESPONSE_TIME[plan]}
+            "response_time": _RESPONSE_TIME[str(plan)]}
 
 
 _TRIAGE_TOOLS = (

@@ -6,6 +6,7 @@ add a new ``(name, sql)`` pair at the end of :data:`MIGRATIONS`, never edit an a
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import time
@@ -136,7 +137,7 @@ class BenchHistory:
             out.append(RunSummary(run_id, started, label, names, headline))
         return out
 
-    def compare(self, a: int, b: int) -> tuple[BenchReport, BenchReport, list[tuple[str, str, float, float, float | None]]]:
+    def compare(self, a: int, b: int) -> tuple[BenchReport, BenchReport, builtins.list[tuple[str, str, float, float, float | None]]]:
         """Both runs and, per (target, metric) they share, (target, metric, a, b, how many times b is better)."""
         ra, rb = self.get(a), self.get(b)
         pairs = _pair_targets(ra.targets, rb.targets)

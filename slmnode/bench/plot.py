@@ -7,6 +7,7 @@ from pathlib import Path
 
 from slmnode.bench.report import metric_names
 from slmnode.bench.results import METRICS, BenchReport, Metric
+from slmnode.plotting import pyplot
 
 
 def _panels(report: BenchReport) -> list[tuple[str, str, list[tuple[str, Metric | None]]]]:
@@ -26,11 +27,7 @@ def _panels(report: BenchReport) -> list[tuple[str, str, list[tuple[str, Metric 
 
 def plot_report(report: BenchReport, path: Path) -> Path:
     """Write the chart to ``path`` (PNG) and return it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     panels = _panels(report)
     if not panels:
         raise ValueError("nothing to plot: the report has no metrics")

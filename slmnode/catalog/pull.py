@@ -101,19 +101,20 @@ class RemoteFile:
 
 @dataclass(frozen=True)
 class RamFit:
-    """The RAM check's verdict, with the numbers (built by the caller, e.g. from the planner)."""
+    """The RAM check's verdict, with the numbers (built by the caller: :mod:`slmnode.planner.pull_check`)."""
 
     required_bytes: int
-    available_bytes: int
-    verdict: str  # yes | swap | no
+    available_bytes: int | None  # None: not knowable here (the check does not refuse)
+    verdict: str  # yes | swap | no | unknown
     ctx: int
     where: str  # "this machine (MemAvailable)" / "device pi4-4gb (8.00 GiB - 1 GiB reserve)"
     basis: str  # what the estimate is made of
     breakdown: dict[str, int] = field(default_factory=dict)
+    margin_bytes: int = 0  # headroom required over ``required_bytes``
 
     @property
     def fits(self) -> bool:
-        return self.verdict == "yes"
+        return self.verdict in ("yes", "unknown")
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,14 @@ class PullResult:
         return out
 
 
+def parse_size(text: str) -> int:
+    """``"2G"``, ``"500M"``, ``"1.5GiB"``, ``"0"`` -> bytes (K/M/G/T are powers of 1024)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise ConfigError(f"invalid size {text!r}; e.g. 2G, 500M, 0")
+    return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2).lower() or " "))
+
+
 def fmt_bytes(n: int | None) -> str:
     if n is None:
         return "?"
@@ -159,7 +168,24 @@ def hub_endpoint(endpoint: str | None = None) -> str:
     return (endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
 
 
-def _hub_error(exc: Exception, target: PullTarget, endpoint: str, gguf_files: Callable[[], list[str]]) -> SlmnodeError:
+def network_errors() -> tuple[type[BaseException], ...]:
+    """What a failed conversation with the hub or a web server raises, and nothing else: the transport and
+    HTTP-status errors of httpx and of the client huggingface_hub uses (httpx2 in 2.x), and OSError
+    (connection refused, offline mode, disk). Anything else is a bug and keeps its traceback."""
+    import httpx
+    from huggingface_hub.errors import HfHubHTTPError
+
+    errors: list[type[BaseException]] = [httpx.HTTPError, HfHubHTTPError, OSError]
+    try:
+        import httpx2  # huggingface_hub >= 2 talks HTTP through it
+    except ImportError:  # pragma: no cover - older huggingface_hub uses httpx itself
+        pass
+    else:
+        errors.append(httpx2.HTTPError)
+    return tuple(errors)
+
+
+def _hub_error(exc: BaseException, target: PullTarget, endpoint: str, gguf_files: Callable[[], list[str]]) -> SlmnodeError:
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -178,12 +204,12 @@ def _hub_error(exc: Exception, target: PullTarget, endpoint: str, gguf_files: Ca
     if isinstance(exc, RemoteEntryNotFoundError):
         try:
             files = gguf_files()
-        except Exception:  # noqa: BLE001 - the listing only improves the message
+        except network_errors():  # the listing only improves the message
             files = []
         listing = ", ".join(files) if files else "(could not list the repo)"
         return ModelNotFound(f"{where} has no file {target.filename!r}; its GGUF files: {listing}. "
                              "Pick one with --quant or hf://owner/repo/FILE.gguf", param="name")
-    if isinstance(exc, HfHubHTTPError):
+    if isinstance(exc, HfHubHTTPError) or getattr(exc, "response", None) is not None:  # an HTTP status
         return StoreError(f"the hub at {endpoint} answered {exc}; try again later")
     return StoreError(f"cannot reach the hub at {endpoint}: {exc}; check the network (or HF_ENDPOINT)")
 
@@ -219,29 +245,28 @@ def describe_remote(
 
     ep = hub_endpoint(endpoint)
     assert target.repo is not None
+    repo: str = target.repo
     listing: list[Any] | None = None
 
     def gguf_files() -> list[str]:
         nonlocal listing
         if listing is None:
-            listing = _list_gguf(target.repo or "", target.revision, ep, token)
+            listing = _list_gguf(repo, target.revision, ep, token)
         return [s.rfilename for s in listing]
 
     try:
         if target.filename is None:
             quant = target.quant or FALLBACK_QUANT
-            filename = _pick_by_quant(target.repo, gguf_files(), quant)
+            filename = _pick_by_quant(repo, gguf_files(), quant)
             stem = filename.rsplit("/", 1)[-1][: -len(".gguf")]
             target = dataclasses.replace(target, filename=filename, quant=quant, names=target.names or (stem,))
-        meta = get_hf_file_metadata(hf_hub_url(target.repo, target.filename or "", revision=target.revision,
+        meta = get_hf_file_metadata(hf_hub_url(repo, target.filename or "", revision=target.revision,
                                                endpoint=ep), token=token, endpoint=ep, retry_on_errors=True)
         sha = meta.etag.lower() if meta.etag and _SHA256.match(meta.etag.lower()) else None
         if sha is None:  # not an LFS etag: ask the model-info API for the LFS oid
-            sha = next((s.lfs.sha256 for s in (listing or _list_gguf(target.repo, target.revision, ep, token))
+            sha = next((s.lfs.sha256 for s in (listing or _list_gguf(repo, target.revision, ep, token))
                         if s.rfilename == target.filename and s.lfs), None)
-    except SlmnodeError:
-        raise
-    except Exception as exc:  # huggingface_hub / httpx errors -> one line naming the fix
+    except network_errors() as exc:  # one line naming the fix; anything else is a bug: it propagates
         raise _hub_error(exc, target, ep, gguf_files) from exc
     if meta.size is None:
         raise StoreError(f"the hub sent no size for {target.display}; cannot check disk space before downloading")
@@ -301,14 +326,18 @@ def check_ram(fit: RamFit | None, name: str) -> Check | None:
     if fit is None:
         return None
     parts = ", ".join(f"{k.replace('_', ' ')} {fmt_bytes(v)}" for k, v in fit.breakdown.items())
-    msg = (f"RAM: {name} needs about {fmt_bytes(fit.required_bytes)} at ctx {fit.ctx} ({parts}; {fit.basis}), "
-           f"{fmt_bytes(fit.available_bytes)} available on {fit.where}")
+    margin = f" + {fmt_bytes(fit.margin_bytes)} margin" if fit.margin_bytes else ""
+    msg = (f"RAM: {name} needs about {fmt_bytes(fit.required_bytes)}{margin} at ctx {fit.ctx} ({parts}; "
+           f"{fit.basis}), {fmt_bytes(fit.available_bytes)} available on {fit.where}")
+    if fit.verdict == "unknown":
+        msg += ": available RAM unknown, not checked"
     if fit.verdict == "swap":
         msg += "; it would run only from swap (far below 1 tok/s)"
     if not fit.fits:
         msg += "; choose a smaller --quant or model, a smaller --ctx, or pass --force"
     numbers = {"required_bytes": fit.required_bytes, "available_bytes": fit.available_bytes, "ctx": fit.ctx,
-               "verdict": fit.verdict, "where": fit.where, "basis": fit.basis, "breakdown": fit.breakdown}
+               "margin_bytes": fit.margin_bytes, "verdict": fit.verdict, "where": fit.where, "basis": fit.basis,
+               "breakdown": fit.breakdown}
     return Check("ram", fit.fits, msg, numbers)
 
 
@@ -436,7 +465,7 @@ def pull(
             got = dest.stat().st_size if dest.exists() else 0
             raise StoreError(f"download of {remote.filename} stopped at {fmt_bytes(got)} of "
                              f"{fmt_bytes(remote.size_bytes)}: {exc}; run the same command again to resume") from exc
-        except Exception as exc:  # network / HTTP errors from huggingface_hub or httpx
+        except network_errors() as exc:  # HTTP errors from huggingface_hub or httpx (OSError: above)
             got = dest.stat().st_size if dest.exists() else 0
             raise StoreError(f"download of {remote.filename} interrupted at {fmt_bytes(got)} of "
                              f"{fmt_bytes(remote.size_bytes)} ({type(exc).__name__}: {exc}); "
@@ -448,8 +477,11 @@ def pull(
                              "the partial file was deleted, run the pull again")
         try:
             with bar(desc="verifying sha256", total=got, initial=0, unit="B", unit_scale=True) as vbar:
+                def advance(n: int) -> None:
+                    vbar.update(n)
+
                 manifest = store.add_file(dest, names[0], source=remote.source, expected_sha256=remote.sha256,
-                                          move=True, progress=vbar.update)
+                                          move=True, progress=advance)
         except ChecksumMismatch as exc:
             dest.unlink(missing_ok=True)
             raise ChecksumMismatch(f"{remote.filename}: downloaded bytes fail the sha256 check "

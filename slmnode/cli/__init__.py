@@ -7,14 +7,14 @@ import click
 from slmnode import __version__
 from slmnode.cli.bench import bench
 from slmnode.cli.costs import costs
+from slmnode.cli.doctor import doctor
 from slmnode.cli.generate import chat, run
 from slmnode.cli.models import models
-from slmnode.cli.pull import pull_cmd
-from slmnode.cli.probe import probe
 from slmnode.cli.plan import plan
-from slmnode.cli.doctor import doctor
-from slmnode.cli.serve import serve
+from slmnode.cli.probe import probe
+from slmnode.cli.pull import pull_cmd
 from slmnode.cli.quant import quant
+from slmnode.cli.serve import serve
 from slmnode.cli.service import events, service
 
 

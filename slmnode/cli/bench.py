@@ -10,33 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from slmnode.bench.results import WORKLOADS as WORKLOAD_NAMES
 from slmnode.cli.common import err_console, handle_errors, print_json
 from slmnode.config import load_settings
-from slmnode.errors import BenchError, ConfigError
-
-WORKLOAD_NAMES = ("cold", "pp128", "pp512", "tg128", "ttft", "agent")
-
-
-def _int_list(value: str | None, what: str) -> list[int | None]:
-    if not value:
-        return [None]
-    try:
-        out = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError as exc:
-        raise ConfigError(f"--{what} takes comma-separated integers, e.g. --{what} 1,2,4; got '{value}'") from exc
-    if not out or any(v < 1 for v in out):
-        raise ConfigError(f"--{what} values must be positive integers; got '{value}'")
-    return list(out)
-
-
-def _names(value: str | None, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
-    if not value:
-        return allowed
-    names = tuple(v.strip() for v in value.split(",") if v.strip())
-    unknown = [n for n in names if n not in allowed]
-    if unknown:
-        raise ConfigError(f"unknown {what}: {', '.join(unknown)}; choose from {', '.join(allowed)}")
-    return names
 
 
 @click.group(invoke_without_command=True)
@@ -86,44 +62,16 @@ def bench(click_ctx: click.Context, models: tuple[str, ...], threads: str | None
     _run(models, threads, ctx_sizes, **kwargs)
 
 
-def _run(models: tuple[str, ...], threads: str | None, ctx_sizes: str | None, *, endpoint: str | None,
-         vs_urls: tuple[str, ...], api_key: str | None, repeats: int, warmup: int, only: str | None,
-         job_names: str | None, tool_choice: str, predict_for: tuple[str, ...], plot: Path | None, label: str,
-         no_history: bool, seed: int, as_json: bool) -> None:
-    from slmnode.bench.agent_jobs import JOBS
-    from slmnode.bench.client import parse_endpoint
-    from slmnode.bench.history import BenchHistory
+def _run(models: tuple[str, ...], threads: str | None, ctx_sizes: str | None, *, predict_for: tuple[str, ...],
+         plot: Path | None, no_history: bool, as_json: bool, **options: Any) -> None:
+    from slmnode.bench import session
     from slmnode.bench.report import print_report
-    from slmnode.bench.runner import BenchPlan, NodeConfig, plan_units, run_bench
+    from slmnode.bench.runner import run_bench
 
-    workloads = _names(only, WORKLOAD_NAMES, "workload")
-    jobs = _names(job_names, tuple(JOBS), "agent job")
-    thread_list, ctx_list = _int_list(threads, "threads"), _int_list(ctx_sizes, "ctx")
-    settings = load_settings()
-    model_list: list[str | None] = list(models) or [settings.model]
-    if settings.ctx and ctx_list == [None] and not endpoint:
-        ctx_list = [settings.ctx]
-    if thread_list == [None]:
-        thread_list = [settings.threads]
-    configs = [NodeConfig(m, t, c) for m in model_list for t in thread_list for c in ctx_list]
-    if endpoint and (len(configs) > 1 or threads or ctx_sizes):
-        raise ConfigError("--threads/--ctx sweeps and several --model need a node the bench starts; drop --endpoint")
-    if vs_urls and len(configs) > 1:
-        raise ConfigError("--vs compares one setting with other servers; run the sweep without --vs")
-    if endpoint and "cold" in workloads:
-        workloads = tuple(w for w in workloads if w != "cold")  # a running server has no cold start to measure
-    plan = BenchPlan(repeats=repeats, warmup=warmup, workloads=workloads, jobs=jobs,
-                     tool_choice=tool_choice, seed=seed, label=label)  # type: ignore[arg-type]
-    endpoints = [parse_endpoint(endpoint, api_key)] if endpoint else None
-    vs = [parse_endpoint(u, api_key) for u in vs_urls]
-    n_targets = 1 + len(vs)
-    total = plan_units(plan, 0 if endpoints else len(configs), n_targets)
-    if not endpoints:
-        total += plan_units(plan, 0, 1) * (len(configs) - 1)
-
+    run = session.prepare(load_settings(), models, threads, ctx_sizes, **options)
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=True) as progress:
-        task = progress.add_task("starting", total=total)
+        task = progress.add_task("starting", total=run.total_units)
         started = False
 
         def tick(what: str) -> None:
@@ -133,19 +81,10 @@ def _run(models: tuple[str, ...], threads: str | None, ctx_sizes: str | None, *,
             started = True
             progress.update(task, description=what)
 
-        report = run_bench(plan, configs=configs, endpoints=endpoints, vs=vs, tick=tick)
+        report = run_bench(run.plan, configs=run.configs, endpoints=run.endpoints, vs=run.vs, tick=tick)
         progress.advance(task)
 
-    if predict_for:
-        from slmnode.bench.predict import predict_jobs, resolve_model_info
-
-        target = report.targets[0]
-        info = resolve_model_info(target.settings.get("model") if target.kind == "node" else (models[0] if models else target.model))
-        for device in predict_for:
-            report.predictions.append(predict_jobs(target, info, device, ctx=int(target.settings.get("ctx") or 4096)))
-    if not no_history:
-        with BenchHistory() as history:
-            history.add(report)
+    session.finish(report, models=models, predict_for=predict_for, keep_history=not no_history)
     if plot is not None:
         from slmnode.bench.plot import plot_report
 
@@ -155,9 +94,7 @@ def _run(models: tuple[str, ...], threads: str | None, ctx_sizes: str | None, *,
         print_json(report.model_dump(mode="json"))
     else:
         print_report(report, Console(soft_wrap=False))
-    failed = [t for t in report.targets if not t.metrics and not any(j.runs for j in t.jobs)]
-    if failed:
-        raise BenchError(f"nothing could be measured on {failed[0].label}: {next(iter(failed[0].errors.values()), '')}")
+    session.check_measured(report)
 
 
 @bench.command("history")
@@ -214,7 +151,14 @@ def history_cmd(compare: tuple[int, int] | None, show: int | None, limit: int, a
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (tools, schemas, task text).")
 @handle_errors
 def jobs_cmd(as_json: bool) -> None:
-    """List the agent jobs the bench runs (fixed, seeded, multi-step)."""
+    """List the agent jobs the bench runs (fixed, seeded, multi-step).
+
+    \b
+    Examples:
+      slmnode bench jobs
+      slmnode bench jobs --json | jq '.[0].tools'
+      slmnode bench --only agent --jobs $(slmnode bench jobs --json | jq -r '.[0].name')
+    """
     from slmnode.bench.agent_jobs import JOBS
 
     if as_json:

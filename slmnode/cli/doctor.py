@@ -10,10 +10,8 @@ from rich.table import Table
 
 from slmnode.cli.common import handle_errors, print_json, settings_from
 from slmnode.cli.probe import probe_with_build
-from slmnode.doctor.checks import DoctorContext, exit_code, run_checks
-from slmnode.planner.calibrate import repack_types_for
-from slmnode.planner.memory import estimate_ram
-from slmnode.planner.target import facts_for
+from slmnode.doctor.checks import exit_code, run_checks
+from slmnode.doctor.context import doctor_context
 
 console = Console()
 _STYLE = {"pass": "[green]pass[/green]", "warn": "[yellow]warn[/yellow]", "fail": "[red]fail[/red]",
@@ -40,11 +38,7 @@ def doctor(model: str | None, ctx: int | None, root: str, as_json: bool) -> None
     """
     settings = settings_from({"model": model, "ctx": ctx})
     hw = probe_with_build(root)
-    facts, _ = facts_for(settings.model)
-    repack = repack_types_for(hw.cpu.arch or "", set(hw.cpu.flags), hw.llama_build)
-    need = estimate_ram(facts, settings.ctx, kv_type=settings.kv_type, repack_types=repack).total
-    findings = run_checks(hw, DoctorContext(model=f"{facts.name} {facts.quant} @ ctx {settings.ctx}",
-                                            need_bytes=need))
+    findings = run_checks(hw, doctor_context(settings, hw))
     code = exit_code(findings)
     if as_json:
         print_json({"board": hw.board, "findings": [f.to_dict() for f in findings], "exit_code": code})

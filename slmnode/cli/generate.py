@@ -116,7 +116,14 @@ def run(prompt: str, max_tokens: int | None, temperature: float | None, seed: in
 @_with(gen_options)
 @handle_errors
 def chat(max_tokens: int | None, temperature: float | None, seed: int | None, system: str | None, **kwargs: Any) -> None:
-    """Chat in the terminal, streaming the answers. /reset clears the history, /bye (or Ctrl-D) quits."""
+    """Chat in the terminal, streaming the answers. /reset clears the history, /bye (or Ctrl-D) quits.
+
+    \b
+    Examples:
+      slmnode chat
+      slmnode chat --model qwen3.5:2b --system "Answer in one sentence."
+      slmnode chat --temperature 0 --seed 1 -n 200
+    """
     settings = settings_from(kwargs)
     params = _params(max_tokens, temperature, seed, None)
 

@@ -19,14 +19,28 @@ console = Console()
 
 @click.group()
 def models() -> None:
-    """Manage the models in the store ($SLMNODE_HOME/models)."""
+    """Manage the models in the store ($SLMNODE_HOME/models).
+
+    \b
+    Examples:
+      slmnode models list
+      slmnode models show gemma3:270m --template
+      slmnode models import ./qwen2.5-0.5b-instruct-q4_k_m.gguf --name qwen2.5:0.5b
+      slmnode models rm qwen2.5:0.5b
+    """
 
 
 @models.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
 def list_models(as_json: bool) -> None:
-    """List the models in the store (the embedded default is placed on first use)."""
+    """List the models in the store (the embedded default is placed on first use).
+
+    \b
+    Examples:
+      slmnode models list
+      slmnode models list --json | jq -r '.[].name'
+    """
     store = ModelStore()
     store.ensure_embedded()
     items = store.list()
@@ -47,7 +61,14 @@ def list_models(as_json: bool) -> None:
 @click.option("--template", is_flag=True, help="Also print the chat template.")
 @handle_errors
 def show(name: str, as_json: bool, template: bool) -> None:
-    """Show a model's GGUF metadata: NAME in the store, or a path to a .gguf."""
+    """Show a model's GGUF metadata: NAME in the store, or a path to a .gguf.
+
+    \b
+    Examples:
+      slmnode models show default
+      slmnode models show ./my-model.gguf --template     # also its chat template
+      slmnode models show gemma3:270m --json | jq .context_length
+    """
     path = Path(name)
     if path.suffix == ".gguf" and path.exists():
         info = model_info(path)
@@ -73,7 +94,13 @@ def show(name: str, as_json: bool, template: bool) -> None:
 @click.option("--sha256", "expected", help="Refuse the file unless its sha256 is this.")
 @handle_errors
 def import_model(path: Path, name: str | None, expected: str | None) -> None:
-    """Copy a local GGUF file into the store (verified, atomic)."""
+    """Copy a local GGUF file into the store (verified, atomic).
+
+    \b
+    Examples:
+      slmnode models import ./qwen2.5-0.5b-instruct-q4_k_m.gguf
+      slmnode models import ./model.gguf --name mymodel:1b --sha256 <64 hex digits>
+    """
     store = ModelStore()
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=Console(stderr=True), transient=True) as progress:
@@ -87,6 +114,12 @@ def import_model(path: Path, name: str | None, expected: str | None) -> None:
 @click.argument("name")
 @handle_errors
 def remove(name: str) -> None:
-    """Remove a model from the store (its file is deleted when no other name uses it)."""
+    """Remove a model from the store (its file is deleted when no other name uses it).
+
+    \b
+    Examples:
+      slmnode models rm qwen3.5:2b-q4_k_m
+      slmnode models list && slmnode models rm NAME       # free disk space
+    """
     manifest = ModelStore().remove(name)
     console.print(f"removed {manifest.name}")

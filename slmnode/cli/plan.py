@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 from rich.console import Console
 from rich.table import Table
@@ -13,18 +11,9 @@ from slmnode.catalog.store import ModelStore
 from slmnode.cli.common import err_console, handle_errors, print_json
 from slmnode.cli.probe import probe_with_build
 from slmnode.errors import ConfigError
-from slmnode.planner.calibrate import profile_from_measurement, repack_types_for
-from slmnode.planner.memory import estimate_ram
-from slmnode.planner.model_facts import facts_from_gguf
-from slmnode.planner.plan import GOALS, feasibility_matrix, plan_row, recommend
-from slmnode.planner.profiles import (
-    LOCAL_NAMES,
-    DeviceProfile,
-    get_profile,
-    load_local_profile,
-    save_local_profile,
-)
-from slmnode.planner.speed import predict_speed
+from slmnode.planner.local import calibrate_local as calibrate_machine
+from slmnode.planner.plan import GOALS, feasibility_matrix, model_plan, recommend
+from slmnode.planner.profiles import LOCAL_NAMES, DeviceProfile, get_profile, load_local_profile
 from slmnode.planner.target import facts_for
 
 console = Console()
@@ -35,27 +24,12 @@ def calibrate_local(threads: int | None = None) -> DeviceProfile:
     """Measure llama.cpp on this machine with the embedded model and cache the profile."""
     from slmnode.engine.build_info import measure_throughput
 
-    hw = probe_with_build()
     store = ModelStore()
     path = store.path_of(store.ensure_embedded())
-    cores = hw.cpu.cores or os.cpu_count() or 1
-    from slmnode.hardware.cpu import default_threads
-
-    t = threads or default_threads()
-    m = measure_throughput(path, threads=t)
-    facts = facts_from_gguf(path)
-    profile = profile_from_measurement(
-        facts, prompt_tps=m.prompt_tps, gen_tps=m.gen_tps, n_prompt=m.n_prompt, n_gen=m.n_gen,
-        threads=t, cores=min(cores, default_threads()), ram_bytes=hw.memory.total_bytes or 0,
-        arch=hw.cpu.arch or "?", cpu_features=hw.cpu.llama_features,
-        repack_types=repack_types_for(hw.cpu.arch or "", set(hw.cpu.flags), hw.llama_build),
-        description=f"this machine: {hw.board or hw.cpu.model or '?'} ({hw.cpu.cores} CPUs)",
-    )
-    load = os.getloadavg()[0]
-    save_local_profile(profile, {**m.__dict__, "load_average_1m": load})
-    if load > t:
-        err_console.print(f"[yellow]warning:[/yellow] load average {load:.1f} > {t} threads while "
-                          "calibrating: other work slowed the measurement; re-run when idle")
+    profile, load = calibrate_machine(probe_with_build(), path, measure_throughput, threads)
+    if load > profile.bw_saturation_threads:
+        err_console.print(f"[yellow]warning:[/yellow] load average {load:.1f} > {profile.bw_saturation_threads} "
+                          "threads while calibrating: other work slowed the measurement; re-run when idle")
     return profile
 
 
@@ -106,17 +80,8 @@ def plan(device: str | None, calibrate: bool, model: str | None, quant: str | No
         if quant is not None:
             get_quant(quant)
         facts, instruct = facts_for(model, quant)
-        c = ctx or 4096
-        row = plan_row(facts, profile, ctx=c, threads=threads, kv_type=kv_type, instruct=instruct,
-                       available_bytes=available)
-        ram = estimate_ram(facts, c, kv_type=kv_type, repack_types=profile.repack_types)
-        speed = predict_speed(facts, profile, threads=threads, ctx=c, kv_type=kv_type)
-        out = {"device": profile.name, "model": facts.name, "quant": facts.quant, "ctx": c,
-               "kv_type": kv_type, "threads": speed.threads, "ram_bytes": ram.total,
-               "ram": ram.to_dict(), "prompt_tps": round(speed.prompt_tps, 2),
-               "gen_tps": round(row.gen_tps, 2), "gen_tps_full_ctx": round(row.gen_tps_full_ctx, 2),
-               "fits": row.fits, "interactive": row.interactive, "agent": row.agent,
-               "exact_weights": facts.exact, "bytes_per_token": speed.bytes_per_token}
+        out = model_plan(facts, profile, ctx=ctx or 4096, threads=threads, kv_type=kv_type, instruct=instruct,
+                         available_bytes=available)
         if as_json:
             print_json(out)
             return

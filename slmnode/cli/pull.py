@@ -1,14 +1,11 @@
 """``slmnode pull NAME``: fetch a model from the Hugging Face hub into the store, checked first.
 
-The CLI layer is where the planner and the hardware probe meet the pull: it picks the default quant
-(the planner's pick for the device, else Q4_K_M), builds the RAM-fit check (planner RAM estimate vs
-available RAM) and the free-disk probe, and hands both to :func:`slmnode.catalog.pull.pull`.
+Parses and prints only. The pull is :func:`slmnode.catalog.pull.pull`; the default quant and the RAM
+check come from :mod:`slmnode.planner.pull_check` (the planner's estimate and the shared fit rule).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import re
 import sys
 from typing import Any, Self
 
@@ -24,115 +21,20 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from slmnode.catalog.aliases import Alias, resolve_target
-from slmnode.catalog.families import BY_KEY
-from slmnode.catalog.pull import DEFAULT_KEEP_FREE, RamFit, RemoteFile, fmt_bytes, pull
-from slmnode.catalog.quants import QUANTS, get_quant
+from slmnode.catalog.aliases import resolve_target
+from slmnode.catalog.pull import DEFAULT_KEEP_FREE, fmt_bytes, parse_size, pull
 from slmnode.catalog.store import ModelStore
 from slmnode.cli.common import err_console, handle_errors, print_json
 from slmnode.config import load_settings
-from slmnode.errors import ConfigError, InsufficientResources
-from slmnode.hardware.probe import probe as probe_hardware
+from slmnode.errors import InsufficientResources
 from slmnode.hardware.root import SysRoot
 from slmnode.hardware.storage import storage_facts
-from slmnode.planner.calibrate import repack_types_for
-from slmnode.planner.memory import MiB, estimate_ram
-from slmnode.planner.model_facts import ModelFacts, facts_from_family
-from slmnode.planner.plan import GOALS, plan_row, usable_ram
-from slmnode.planner.profiles import DeviceProfile, GiB, get_profile, load_local_profile
+from slmnode.planner.profiles import GiB
+from slmnode.planner.pull_check import MemorySide, make_quant_pick, make_ram_check
 
+__all__ = ["parse_size", "pull_cmd"]
 console = Console()
 EXIT_REFUSED = 3  # a pre-download check (disk or RAM) refused; --force overrides
-PLANNER_QUANTS = ("Q4_K_M", "Q5_K_M", "Q8_0")  # what the planner's recommendation compares
-
-
-def parse_size(text: str) -> int:
-    """``"2G"``, ``"500M"``, ``"1.5GiB"``, ``"0"`` -> bytes (K/M/G/T are powers of 1024)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text, re.IGNORECASE)
-    if not m:
-        raise ConfigError(f"invalid size {text!r}; e.g. 2G, 500M, 0")
-    return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2).lower() or " "))
-
-
-class MemorySide:
-    """RAM the model may use: this machine (MemAvailable + free swap) or a device profile."""
-
-    def __init__(self, device: str | None) -> None:
-        self.profile: DeviceProfile | None
-        if device:
-            self.profile = get_profile(device)
-            self.available = usable_ram(self.profile)
-            self.swap = 2 * GiB  # the planner's assumption for a profile
-            self.where = f"device {self.profile.name} ({fmt_bytes(self.profile.ram_bytes)} - 1 GiB reserve)"
-            self.repack = self.profile.repack_types
-            self.available_for_planner: int | None = None
-        else:
-            hw = probe_hardware("/")
-            self.profile = load_local_profile()  # None until `slmnode plan --calibrate` ran
-            self.available = hw.memory.available_bytes or 0
-            self.swap = hw.memory.swap_free_bytes or 0
-            self.where = "this machine (MemAvailable)"
-            self.repack = (self.profile.repack_types if self.profile
-                           else repack_types_for(hw.cpu.arch or "", set(hw.cpu.flags), {}))
-            self.available_for_planner = self.available
-
-    def verdict(self, required: int) -> str:
-        """The planner's rule: in RAM, only with swap, or not at all."""
-        if required <= self.available:
-            return "yes"
-        return "swap" if required <= self.available + self.swap else "no"
-
-
-def _facts(remote: RemoteFile) -> ModelFacts | None:
-    family = BY_KEY.get(remote.family or "")
-    quant = (remote.quant or "").upper()
-    if family is None or quant not in QUANTS:
-        return None
-    facts = facts_from_family(family, get_quant(quant))
-    return dataclasses.replace(facts, weight_bytes=remote.size_bytes)  # the hub's exact size
-
-
-def make_ram_check(mem: MemorySide, ctx: int, kv_type: str) -> Any:
-    def check(remote: RemoteFile) -> RamFit:
-        facts = _facts(remote)
-        if facts is None:  # unknown architecture: weights + runtime base is a lower bound
-            required = remote.size_bytes + 24 * MiB
-            return RamFit(required, mem.available, mem.verdict(required), ctx, mem.where,
-                          "weights only: unknown architecture, a lower bound",
-                          {"weights": remote.size_bytes, "runtime": 24 * MiB})
-        est = estimate_ram(facts, ctx, kv_type=kv_type, repack_types=mem.repack)
-        breakdown = {"weights": est.weights, "kv_cache": est.kv_cache, "compute": est.compute,
-                     "runtime": est.runtime}
-        if est.repacked:
-            breakdown["repacked"] = est.repacked
-        return RamFit(est.total, mem.available, mem.verdict(est.total), ctx, mem.where,
-                      f"planner estimate for {facts.name}, kv {kv_type}", breakdown)
-
-    return check
-
-
-def make_quant_pick(mem: MemorySide, ctx: int, kv_type: str) -> Any:
-    """The planner's quant for an alias on this device: the best of Q4_K_M/Q5_K_M/Q8_0 that fits in
-    RAM and meets the chat floor (generation and prompt tok/s), else the fastest that fits."""
-
-    def pick(alias: Alias) -> tuple[str, str] | None:
-        family = BY_KEY.get(alias.family)
-        if mem.profile is None or family is None:
-            return None
-        min_gen, min_pp, _ = GOALS["chat"]
-        rows = [plan_row(facts_from_family(family, get_quant(q)), mem.profile, ctx=ctx, kv_type=kv_type,
-                         available_bytes=mem.available_for_planner)
-                for q in PLANNER_QUANTS if q in alias.quants]
-        fitting = [r for r in rows if r.fits == "yes"]
-        if not fitting:
-            return None
-        good = [r for r in fitting if r.gen_tps >= min_gen and r.prompt_tps >= min_pp]
-        best = (max(good, key=lambda r: get_quant(r.quant).file_bpw) if good
-                else max(fitting, key=lambda r: r.gen_tps))
-        return best.quant, (f"planner for {mem.profile.name}: {best.gen_tps:.1f} tok/s predicted, "
-                            f"{fmt_bytes(best.ram_bytes)} at ctx {ctx}")
-
-    return pick
 
 
 class _RichBar:
@@ -193,7 +95,7 @@ def pull_cmd(name: str, quant: str | None, force: bool, store_name: str | None, 
     Mirror or test hub: HF_ENDPOINT=http://host:port. Gated repos: HF_TOKEN.
     """
     settings = load_settings({"ctx": ctx, "kv_type": kv_type})
-    mem = MemorySide(device)
+    mem = MemorySide.for_device(device)
     target = resolve_target(name, quant, revision=revision,
                             default_quant=make_quant_pick(mem, settings.ctx, settings.kv_type))
     quiet = as_json or not sys.stderr.isatty()
@@ -203,7 +105,10 @@ def pull_cmd(name: str, quant: str | None, force: bool, store_name: str | None, 
             why = ("default: this machine is not calibrated, so the planner cannot pick (`slmnode plan "
                    "--calibrate`, or --device NAME)" if mem.profile is None else "default: nothing fits in RAM")
         err_console.print(f"quant {target.quant}: {why}", highlight=False, markup=False)
-    free_disk = lambda path: storage_facts(SysRoot("/"), path).free_bytes
+
+    def free_disk(path: Any) -> int | None:
+        return storage_facts(SysRoot("/"), path).free_bytes
+
     progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                         TimeRemainingColumn(), console=err_console, transient=True, disable=quiet)
     _RichBar.progress = progress

@@ -77,7 +77,7 @@ def make_cmd(model: str, to: str, out_dir: Path, allow_requantize: bool, threads
         task = bar.add_task(f"quantizing {src.name}", total=len(jobs))
         paths = run_jobs(src, jobs, allow_requantize=allow_requantize, threads=threads,
                          on_done=lambda j: bar.update(task, advance=1, description=f"wrote {j.out.name}"))
-    rows = [{"quant": j.quant, "path": str(p), "size_bytes": p.stat().st_size} for j, p in zip(jobs, paths)]
+    rows: list[dict[str, Any]] = [{"quant": j.quant, "path": str(p), "size_bytes": p.stat().st_size} for j, p in zip(jobs, paths)]
     if as_json:
         print_json({"source": str(src), "requantized": warning is not None, "outputs": rows})
         return
@@ -95,6 +95,11 @@ def dequantize_cmd(model: str, output: Path) -> None:
     \b
     The result holds exactly the information of the source: quality measured against it
     is quality relative to the source, not to the original full-precision model.
+
+    \b
+    Examples:
+      slmnode quant dequantize default -o gemma3-270m-F16.gguf
+      slmnode quant dequantize ./model-Q8_0.gguf -o model-F16.gguf
     """
     from slmnode.lab.dequantize import dequantize_gguf
 
@@ -157,7 +162,7 @@ def compare_cmd(reference: str, models: tuple[str, ...], corpus: Path | None, ct
     Perplexity is computed like llama.cpp's llama-perplexity (same chunks, same scored half).
 
     \b
-    Example:
+    Examples:
       slmnode quant compare m-F16.gguf m-Q8_0.gguf m-Q4_K_M.gguf m-Q4_0.gguf --chunks 20 --plot q.png
     """
     from slmnode.lab.chart import plot_compare

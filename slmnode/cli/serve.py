@@ -12,9 +12,9 @@ import uvicorn
 from slmnode.cli.common import engine_options, err_console, handle_errors, settings_from
 from slmnode.errors import ConfigError
 from slmnode.server.app import create_app, worker_settings
+from slmnode.server.service import Node
 from slmnode.supervisor import systemd
 from slmnode.supervisor.node import supervised_node
-from slmnode.server.service import Node
 
 
 def _is_loopback(host: str) -> bool:

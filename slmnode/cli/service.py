@@ -25,7 +25,14 @@ console = Console()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
 def events(limit: int, kind: str | None, as_json: bool) -> None:
-    """Recent node events: loads, crashes, hangs, restarts, thermal changes (newest first)."""
+    """Recent node events: loads, crashes, hangs, restarts, thermal changes (newest first).
+
+    \b
+    Examples:
+      slmnode events
+      slmnode events --kind crash -n 10
+      slmnode events --json | jq '.[] | select(.kind == "restarted")'
+    """
     log = EventLog()
     if not log.path.exists():
         if as_json:
@@ -46,7 +53,13 @@ def events(limit: int, kind: str | None, as_json: bool) -> None:
 
 @click.group()
 def service() -> None:
-    """Run the node as a systemd service."""
+    """Run the node as a systemd service.
+
+    \b
+    Examples:
+      slmnode service install --print
+      sudo slmnode service install && sudo systemctl enable --now slmnode
+    """
 
 
 @service.command()

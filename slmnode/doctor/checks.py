@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from slmnode.catalog.store import ModelStore
 from slmnode.hardware.probe import HardwareFacts
+from slmnode.planner.fit import fits
 
 Status = Literal["pass", "warn", "fail", "na"]
 GB = 1_000_000_000
@@ -34,23 +36,23 @@ class DoctorContext:
     """What the doctor is checking the box *for*."""
 
     model: str
-    need_bytes: int  # planned RAM of that model at the configured context
-    ram_margin_bytes: int = 512 * MiB
+    need_bytes: int  # planned RAM of that model as `serve` would run it (see slmnode.doctor.context)
     min_free_disk_bytes: int = 5 * GB
     min_swap_bytes: int = 2 * GiB
     max_idle_celsius: float = 50.0
+    store: ModelStore | None = None  # the model store to check (None: the configured one)
 
 
 def check_ram(f: HardwareFacts, ctx: DoctorContext) -> Finding:
-    avail = f.memory.available_bytes
-    need = ctx.need_bytes + ctx.ram_margin_bytes
-    if avail is None:
+    """The rule `serve` refuses a load by (:func:`slmnode.planner.fit.fits`), so both agree."""
+    verdict = fits(ctx.need_bytes, f.memory.available_bytes)
+    if verdict.available_bytes is None:
         return Finding("ram", "na", "available RAM unknown (no MemAvailable in /proc/meminfo)")
-    msg = (f"{avail / GiB:.1f} GiB available; {ctx.model} needs {ctx.need_bytes / GiB:.2f} GiB "
-           f"+ {ctx.ram_margin_bytes / GiB:.1f} GiB margin")
-    if avail >= need:
+    msg = (f"{verdict.available_bytes / GiB:.2f} GiB available; {ctx.model} needs {ctx.need_bytes / GiB:.2f} GiB "
+           f"+ {verdict.margin_bytes / MiB:.0f} MiB margin")
+    if verdict.fits:
         return Finding("ram", "pass", msg)
-    return Finding("ram", "fail", msg,
+    return Finding("ram", "fail", msg + "; `slmnode serve` would refuse to load it",
                    "slmnode plan --goal chat   # pick a smaller model/quant, or lower --ctx / use --kv-type q8_0")
 
 
@@ -215,10 +217,20 @@ def check_kleidiai(f: HardwareFacts, ctx: DoctorContext) -> Finding:
                    "uses ggml's own dotprod/i8mm kernels (KleidiAI optional)")
 
 
+def check_model_store(f: HardwareFacts, ctx: DoctorContext) -> Finding:
+    broken = (ctx.store or ModelStore()).broken()
+    if not broken:
+        return Finding("model-store", "pass", "every model manifest in the store is usable")
+    more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+    return Finding("model-store", "warn", f"{broken[0].reason}{more}; the node skips such models",
+                   "rm " + " ".join(f"'{b.path}'" for b in broken) + "   # then re-import the model: "
+                   "slmnode models import PATH --name NAME (or slmnode pull NAME)")
+
+
 CHECKS: list[Callable[[HardwareFacts, DoctorContext], Finding]] = [
     check_ram, check_disk, check_swap, check_swap_not_on_sd, check_temperature, check_throttling,
     check_noatime, check_model_storage, check_watchdog, check_governor, check_build_features,
-    check_kleidiai,
+    check_kleidiai, check_model_store,
 ]
 
 

@@ -23,6 +23,7 @@ Sampling and the lazily checked grammar live in :mod:`slmnode.engine.sampling`.
 from __future__ import annotations
 
 import codecs
+import logging
 import queue
 import threading
 import time
@@ -39,8 +40,11 @@ from slmnode.engine.protocol import GenerationParams, Usage
 from slmnode.engine.sampling import SeqSampler
 from slmnode.errors import ContextLengthExceeded, SlmnodeError
 
+log = logging.getLogger("slmnode.engine.batch")
+
 NO_STREAM_INTERVAL_S = 1.0  # token text of a non-streaming request: enough to show progress to the watchdog
 SendAll = Callable[[list[dict[str, Any]]], None]  # writes a list of events at once (one pipe write)
+Clock = Callable[[], float]  # seconds from an arbitrary origin (time.perf_counter: since boot, so maybe small)
 
 
 class TextOut:
@@ -91,8 +95,16 @@ class Job:
     generated: int = 0
     t_first: float | None = None
     pending: str = ""  # text not sent yet (token events are coalesced, see BatchEngine.token_interval_s)
-    sent_at: float = 0.0  # when the last token event of this job was sent
+    sent_at: float | None = None  # when the last token event of this job was sent (None: none yet)
     interval: float = 0.0  # token text of this job is sent at most this often
+
+    def text_due(self, now: float) -> bool:
+        """Whether pending text is sent at ``now``: at once when nothing was sent yet, then once per interval.
+
+        Clock values are compared only with each other: ``time.perf_counter`` counts from boot, so
+        ``now`` may well be smaller than the interval on a machine booted a short while ago.
+        """
+        return self.sent_at is None or now - self.sent_at >= self.interval
 
 
 @dataclass
@@ -108,8 +120,8 @@ class BatchEngine:
     """Serves generate requests from a queue, decoding up to ``n_seq`` of them together."""
 
     def __init__(self, lm: LoadedModel, send_all: SendAll, n_threads: int, token_interval_s: float = 0.04,
-                 cache_ram_bytes: int = 0) -> None:
-        self.lm, self.send_all = lm, send_all
+                 cache_ram_bytes: int = 0, clock: Clock = time.perf_counter) -> None:
+        self.lm, self.send_all, self.clock = lm, send_all, clock
         self.outbox: list[dict[str, Any]] = []  # events of this loop turn, written together by flush()
         self.send = self.outbox.append
         self.token_interval_s = token_interval_s  # token text of one request is sent at most this often
@@ -224,7 +236,8 @@ class BatchEngine:
         except SlmnodeError as exc:
             self.send({"ev": "error", "id": rid, "kind": type(exc).__name__, "message": exc.message})
             return True
-        except Exception as exc:  # never let one request kill the worker
+        except Exception as exc:  # a bug, or llama.cpp failing: never let one request kill the worker
+            log.exception("request %s could not start", rid)
             self.send({"ev": "error", "id": rid, "kind": "EngineError", "message": f"generation failed: {exc}"})
             return True
         slot, common, entry = self._pick_slot(tokens)  # type: ignore[misc]
@@ -235,11 +248,11 @@ class BatchEngine:
         llama_cpp.llama_memory_seq_rm(self.lm.memory, slot.seq, common, -1)
         del slot.cells[common:]
         slot.marks = [m for m in (common, self._shared_prefix(tokens, msg["prompt"], params)) if m > 1]
-        t0 = time.perf_counter()
+        t0 = self.clock()
         slot.job = Job(rid=rid, tokens=tokens, max_tokens=params.max_tokens or room, sampler=sampler,
                        text=TextOut(params.stop), t0=t0, n_eval=common, cached=common,
                        interval=self.token_interval_s if params.stream else NO_STREAM_INTERVAL_S,
-                       sent_at=0.0 if params.stream else t0)
+                       sent_at=None if params.stream else t0)  # a stream's first text goes at once
         slot.last_used = time.monotonic()
         return True
 
@@ -266,7 +279,7 @@ class BatchEngine:
     def _finish(self, slot: Slot, reason: str) -> None:
         job = slot.job
         assert job is not None
-        t_end = time.perf_counter()
+        t_end = self.clock()
         rest = job.pending + ("" if reason == "cancelled" or job.text.stopped else job.text.flush())
         if rest:
             self.send({"ev": "token", "id": job.rid, "text": rest})
@@ -313,7 +326,7 @@ class BatchEngine:
         gen = [s for s in self.slots if s.job is not None and s.job.next_token is not None]
         pre = sorted((s for s in self.slots if s.job is not None and s.job.next_token is None),
                      key=lambda s: s.job.t0)  # type: ignore[union-attr]
-        want = len(gen) + sum(len(s.job.tokens) - s.job.n_eval for s in pre)  # type: ignore[union-attr]
+        want = len(gen) + sum(len(s.job.tokens) - s.job.n_eval for s in pre)  # type: ignore[union-attr,misc]
         free = self._free_cells(want)
         if len(gen) > free:
             for s in sorted(gen, key=lambda s: len(s.cells), reverse=True)[: len(gen) - free]:
@@ -341,7 +354,7 @@ class BatchEngine:
             added.append((s, 0))
         budget = min(self.lm.n_batch - n, free)
         # a prompt begins only when all of it fits beside the prompts already begun (no deadlock)
-        reserve = sum(len(s.job.tokens) - s.job.n_eval for s in pre if s.job.n_eval > s.job.cached)  # type: ignore[union-attr]
+        reserve = sum(len(s.job.tokens) - s.job.n_eval for s in pre if s.job.n_eval > s.job.cached)  # type: ignore[union-attr,misc]
         for s in pre:
             job = s.job
             assert job is not None
@@ -378,9 +391,11 @@ class BatchEngine:
         rc = llama_cpp.llama_decode(self.lm.ctx, self.batch)
         self.steps += 1
         if rc != 0:
+            log.error("llama_decode failed with code %d in a batch of %d tokens; resetting the KV cache",
+                      rc, self.batch.n_tokens)
             self._fail_all(f"llama_decode failed with code {rc}; the KV cache was reset, retry the request")
             return
-        now = time.perf_counter()
+        now = self.clock()
         for slot, n_prompt in added:
             job = slot.job
             if job is None:
@@ -403,7 +418,7 @@ class BatchEngine:
             text, hit = job.text.feed(self.lm.piece(token))
             if text:
                 job.pending += text
-                if now - job.sent_at >= job.interval:  # a stream's first text goes at once
+                if job.text_due(now):
                     self.send({"ev": "token", "id": job.rid, "text": job.pending})
                     job.pending, job.sent_at = "", now
             if hit:
@@ -436,7 +451,8 @@ class BatchEngine:
                 break
             try:
                 self.step()
-            except Exception as exc:  # never let one step kill the worker
+            except Exception as exc:  # a bug, or llama.cpp failing: never let one step kill the worker
+                log.exception("decode step failed; failing the active requests and resetting the KV cache")
                 self._fail_all(f"generation failed: {exc}")
             finally:
                 self.flush()  # one pipe write per step, before the next decode or a blocking wait

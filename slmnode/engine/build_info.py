@@ -74,7 +74,7 @@ def measure_throughput(
     try:
         for _ in range(repeats):
             llm.reset()
-            llm._ctx.kv_cache_clear()  # noqa: SLF001 - llama-cpp-python has no public clear
+            llm._ctx.kv_cache_clear()
             t = time.perf_counter()
             llm.eval(prompt)
             pps.append(n_prompt / (time.perf_counter() - t))

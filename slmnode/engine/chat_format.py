@@ -20,8 +20,8 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from slmnode.catalog.model_info import ModelInfo
-from slmnode.errors import RequestError
 from slmnode.engine.tools import tool_prompt
+from slmnode.errors import RequestError
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from slmnode.catalog.model_info import ModelInfo
 from slmnode.engine.protocol import GenerationParams, Usage, encode, error_from_wire
-from slmnode.engine.worker import WorkerSettings
+from slmnode.engine.settings import WorkerSettings
 from slmnode.errors import EngineCrashed, EngineError, EngineNotReady, ModelLoadError
 
 
@@ -74,6 +74,7 @@ class Engine(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     def generate(self, prompt: str, params: GenerationParams) -> AsyncIterator[Event]: ...
+    async def count_tokens(self, text: str) -> int: ...  # ``text`` tokenized as a prompt is (with BOS)
     @property
     def queue_depth(self) -> int: ...
     @property
@@ -98,6 +99,7 @@ class EngineClient:
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[str, _Pending] = {}
+        self._counts: dict[str, asyncio.Future[dict[str, Any]]] = {}  # tokenize requests, by id
         self._loaded: asyncio.Future[dict[str, Any]] | None = None
         self._ids = itertools.count(1)
         self._active: set[str] = set()  # ids the worker is generating for (batched), by its own events
@@ -151,7 +153,7 @@ class EngineClient:
                 proc.stdin.write(encode({"op": "shutdown"}))  # type: ignore[union-attr]
                 proc.stdin.close()  # type: ignore[union-attr]
                 await asyncio.wait_for(proc.wait(), 5)
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 proc.kill()
                 await proc.wait()
         if self._reader is not None:
@@ -175,6 +177,11 @@ class EngineClient:
                 if self._loaded and not self._loaded.done():
                     self._loaded.set_result(msg)
                 continue
+            if ev == "tokens":
+                fut = self._counts.pop(msg.get("id", ""), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
+                continue
             if ev in ("started", "progress"):
                 self._active.add(msg.get("id", ""))
                 self.last_progress = now
@@ -196,6 +203,10 @@ class EngineClient:
             self._loaded.set_result({"ev": "load_failed", "message": f"engine worker exited with code {code} while loading"})
         for pending in self._pending.values():
             pending.queue.put_nowait({"ev": "crashed", "code": code})
+        for fut in self._counts.values():
+            if not fut.done():
+                fut.set_exception(EngineCrashed(f"the engine worker stopped (exit code {code}); retry"))
+        self._counts.clear()
         if self.state == EngineState.READY:
             self.error = f"engine worker exited with code {code}"
             self._to(EngineState.ERROR)
@@ -221,6 +232,21 @@ class EngineClient:
             proc.stdin.write(encode(msg))
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise EngineCrashed("the engine worker is not running") from exc
+
+    async def count_tokens(self, text: str) -> int:
+        """Tokens in ``text`` tokenized as a prompt (BOS added, special tokens parsed), as ``generate`` counts."""
+        if self.state != EngineState.READY:
+            raise EngineNotReady(f"the model is not ready (state {self.state.value}); retry shortly")
+        rid = f"t{next(self._ids)}"
+        fut = self._counts[rid] = asyncio.get_running_loop().create_future()
+        try:
+            self._send({"op": "tokenize", "id": rid, "text": text})
+            msg = await fut
+        finally:
+            self._counts.pop(rid, None)
+        if "error" in msg:
+            raise EngineError(msg["error"])
+        return int(msg["count"])
 
     async def generate(self, prompt: str, params: GenerationParams) -> AsyncIterator[Event]:
         if self.state != EngineState.READY:

@@ -94,7 +94,7 @@ def bounded_number_rule(schema: dict[str, Any]) -> str:
     f_hi = None if hi is None else math.floor(hi) - 1
     if f_hi is None or f_lo <= f_hi:
         alts.append(f"({int_range(f_lo, f_hi)}) ({frac})")
-    if ilo is not None and ihi is not None and ilo > ihi:
+    if ilo is not None and ihi is not None and ilo > ihi and lo is not None and hi is not None:
         # the interval holds no integer, e.g. [0.2, 0.8]: one-decimal values inside it
         tenths = [k for k in range(math.ceil(lo * 10), math.floor(hi * 10) + 1)
                   if (not lo_ex or k / 10 > lo) and (not hi_ex or k / 10 < hi)]
@@ -109,7 +109,7 @@ def bounded_number_rule(schema: dict[str, Any]) -> str:
 class BoundedSchemaConverter(SchemaConverter):
     """``SchemaConverter`` that also enforces numeric bounds."""
 
-    def visit(self, schema: dict[str, Any], name: str) -> str:  # type: ignore[override]
+    def visit(self, schema: dict[str, Any], name: str) -> str:
         if (
             isinstance(schema, dict)
             and schema.get("type") in ("integer", "number")

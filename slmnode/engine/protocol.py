@@ -3,6 +3,7 @@
 host → worker   {"op": "generate", "id": str, "prompt": str, "params": GenerationParams}
                 {"op": "cancel", "id": str}
                 {"op": "govern", "threads": int | null, "pace_ms": float}   (thermal governor)
+                {"op": "tokenize", "id": str, "text": str}           (count tokens, with BOS, as a prompt)
                 {"op": "shutdown"}
 worker → host   {"ev": "loaded", "load_seconds": float, "n_ctx": int, "system_info": str, ...}
                 {"ev": "load_failed", "message": str}
@@ -13,6 +14,7 @@ worker → host   {"ev": "loaded", "load_seconds": float, "n_ctx": int, "system_
                 {"ev": "done", "id": str, "finish_reason": str, "usage": Usage,
                  "parked": int, "parked_bytes": int}                 (prompt caches parked in host RAM)
                 {"ev": "error", "id": str, "kind": str, "message": str}
+                {"ev": "tokens", "id": str, "count": int} | {"ev": "tokens", "id": str, "error": str}
 
 ``kind`` names a class in :mod:`slmnode.errors` so the host re-raises the same error.
 """

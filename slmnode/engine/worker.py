@@ -16,31 +16,11 @@ import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
-
 from slmnode.engine.protocol import encode
+from slmnode.engine.settings import WorkerSettings
 
 if TYPE_CHECKING:
     from slmnode.engine.batch import BatchEngine
-
-
-class WorkerSettings(BaseModel):
-    model_path: str
-    n_ctx: int = 4096
-    n_threads: int = 2
-    n_batch: int = 512
-    n_ubatch: int = 512
-    use_mmap: bool = True
-    use_mlock: bool = False
-    kv_type: str = "f16"
-    flash_attn: bool | None = None  # None: llama.cpp decides (on for CPU)
-    heartbeat_s: float = 1.0
-    parallel: int = 4  # sequences decoded together (slots; also the number of cached prompt prefixes)
-    kv_split: bool = False  # each sequence its own n_ctx cells instead of one shared cache
-    cache_ram_mb: int = 512  # host RAM for parked prompt caches (slmnode.engine.prompt_cache); 0 = off
-    # a request's token text is sent at most this often (its first token at once): on 2 cores each
-    # event wakes the HTTP process, which preempts a decode thread
-    token_interval_ms: float = Field(default_factory=lambda: float(os.environ.get("SLMNODE_TOKEN_INTERVAL_MS", "40")))
 
 
 class _Out:
@@ -71,7 +51,8 @@ def load(settings: WorkerSettings) -> Any:
     return lm
 
 
-def _reader(inp: IO[bytes], jobs: queue.Queue[dict[str, Any] | None], engine_ref: list[BatchEngine]) -> None:
+def _reader(inp: IO[bytes], jobs: queue.Queue[dict[str, Any] | None], engine_ref: list[BatchEngine],
+            out: _Out) -> None:
     import json
 
     for raw in inp:
@@ -89,6 +70,11 @@ def _reader(inp: IO[bytes], jobs: queue.Queue[dict[str, Any] | None], engine_ref
                 if msg.get("threads"):
                     engine_ref[0].want_threads = max(1, int(msg["threads"]))
                 engine_ref[0].pace_s = max(0.0, float(msg.get("pace_ms", 0)) / 1000)
+        elif op == "tokenize":  # answered here: llama.cpp's tokenizer only reads the vocabulary
+            try:
+                out.send({"ev": "tokens", "id": msg["id"], "count": len(engine_ref[0].lm.tokenize(msg["text"]))})
+            except Exception as exc:
+                out.send({"ev": "tokens", "id": msg.get("id", ""), "error": f"cannot tokenize: {exc}"})
         elif op == "shutdown":
             break
         else:
@@ -111,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = WorkerSettings.model_validate_json(argv[0])
     engine_ref: list[BatchEngine] = []
     jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
-    threading.Thread(target=_reader, args=(sys.stdin.buffer, jobs, engine_ref), daemon=True).start()
+    threading.Thread(target=_reader, args=(sys.stdin.buffer, jobs, engine_ref, out), daemon=True).start()
     t0 = time.perf_counter()
     try:
         llm = load(settings)

@@ -66,6 +66,7 @@ def parse_swaps(text: str, mounts: list[tuple[str, str]] | None = None) -> list[
         if len(parts) < 5 or not parts[2].isdigit():
             continue
         name, typ, size, used, prio = parts[0], parts[1], int(parts[2]), int(parts[3]), int(parts[4])
+        on_sd: bool | None
         if "zram" in name:
             kind, on_sd = "zram", False
         elif typ == "file":

@@ -16,6 +16,7 @@ THROTTLE_BITS: dict[int, str] = {
     3: "soft_temperature_limit",
 }
 SINCE_BOOT_SHIFT = 16
+VCGENCMD_TIMEOUT_S = 5.0  # vcgencmd answers in milliseconds; a firmware that hangs must not hang us
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def throttled_facts(root: SysRoot) -> Throttled | None:
     vcgencmd is preferred: the sysfs node reads 0 on some kernels even when vcgencmd does not
     (raspberrypi/linux#2367).
     """
-    text = root.command("vcgencmd_get_throttled", ["vcgencmd", "get_throttled"])
+    text = root.command("vcgencmd_get_throttled", ["vcgencmd", "get_throttled"], timeout=VCGENCMD_TIMEOUT_S)
     if text is None:
         text = root.read("sys/devices/platform/soc/soc:firmware/get_throttled")
     values = parse_throttled_values(text or "")

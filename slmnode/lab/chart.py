@@ -5,15 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from slmnode.lab.compare import CompareReport
+from slmnode.plotting import pyplot
 
 
 def plot_compare(report: CompareReport, path: str | Path) -> Path:
     """Left: mean KL divergence vs generation tok/s; right: perplexity vs file size. Returns ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     path = Path(path)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for r in report.rows:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -114,12 +115,13 @@ def compare_quants(
             label = _label(path, taken)
             size, bpw, ram, qt = file_facts(path, ctx)
             with LogitScorer(path, n_ctx=ctx, n_batch=n_batch, threads=threads) as model:
-                step = (lambda _n, lb=label: progress.step(f"scoring {lb}")) if progress else None
+                step: Callable[[int], None] | None = (
+                    (lambda _n, lb=label: progress.step(f"scoring {lb}")) if progress else None)
                 ref_nll, nll, kl = compare_to_reference(ref, model, plan, step)
             if math.isnan(ref_row.perplexity):
                 ref_row.perplexity, ref_row.perplexity_error = ref_nll.perplexity, ref_nll.perplexity_error
             report.rows.append(QuantRow(label, str(path), qt, False, size, bpw, ram, nll.perplexity,
-                                        nll.perplexity_error, **kl.summary()))
+                                        nll.perplexity_error, **kl.summary()))  # type: ignore[arg-type]
         if not paths:
             step = (lambda _n: progress.step(f"scoring {ref_row.label}")) if progress else None
             stats = perplexity(ref, plan, step)

@@ -118,3 +118,12 @@ def kv_split_fits(facts: ModelFacts, ctx: int, parallel: int, *, kv_type: str = 
         return False
     extra = kv_cache_bytes(facts, ctx * parallel, kv_type=kv_type) - kv_cache_bytes(facts, ctx, kv_type=kv_type)
     return extra <= share * total_ram_bytes
+
+
+def kv_cells(facts: ModelFacts, ctx: int, parallel: int, *, kv_layout: str = "unified", kv_type: str = "f16",
+             total_ram_bytes: int | None = None) -> int:
+    """KV cells the engine allocates: ``ctx``, or ``ctx x parallel`` with a split layout (``auto``: see
+    :func:`kv_split_fits`), as the server decides it."""
+    split = kv_layout == "split" or (kv_layout == "auto" and kv_split_fits(
+        facts, ctx, parallel, kv_type=kv_type, total_ram_bytes=total_ram_bytes))
+    return ctx * max(1, parallel) if split else ctx

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from slmnode.catalog.families import FAMILIES, ModelFamily
 from slmnode.catalog.quants import get_quant
 from slmnode.errors import ConfigError
+from slmnode.planner.fit import fits as fit_verdict
 from slmnode.planner.memory import estimate_ram
 from slmnode.planner.model_facts import ModelFacts, facts_from_family
 from slmnode.planner.profiles import DeviceProfile, GiB
@@ -81,7 +82,8 @@ def plan_row(
     ram = estimate_ram(facts, ctx, kv_type=kv_type, repack_types=profile.repack_types).total
     speed = predict_speed(facts, profile, threads=threads, ctx=ctx, kv_type=kv_type)
     usable = usable_ram(profile, available_bytes)
-    fits: Fit = "yes" if ram <= usable else "swap" if ram <= usable + swap_bytes else "no"
+    verdict = fit_verdict(ram, usable, swap_bytes=swap_bytes).verdict
+    fits: Fit = "no" if verdict == "unknown" else verdict  # never unknown: ``usable`` is a number
     gen = speed.gen_tps
     if fits == "swap":  # pages stream from swap every token: the memory model no longer holds
         gen = min(gen, 0.5)
@@ -92,6 +94,29 @@ def plan_row(
         agent=_agent_suitability(gen, speed.prompt_tps, fits, instruct),
         params=facts.params, instruct=instruct, exact=facts.exact,
     )
+
+
+def model_plan(
+    facts: ModelFacts,
+    profile: DeviceProfile,
+    *,
+    ctx: int,
+    threads: int | None = None,
+    kv_type: str = "f16",
+    instruct: bool = True,
+    available_bytes: int | None = None,
+) -> dict[str, Any]:
+    """One model on one device: RAM breakdown, predicted speeds, fit and agent suitability."""
+    row = plan_row(facts, profile, ctx=ctx, threads=threads, kv_type=kv_type, instruct=instruct,
+                   available_bytes=available_bytes)
+    ram = estimate_ram(facts, ctx, kv_type=kv_type, repack_types=profile.repack_types)
+    speed = predict_speed(facts, profile, threads=threads, ctx=ctx, kv_type=kv_type)
+    return {"device": profile.name, "model": facts.name, "quant": facts.quant, "ctx": ctx,
+            "kv_type": kv_type, "threads": speed.threads, "ram_bytes": ram.total,
+            "ram": ram.to_dict(), "prompt_tps": round(speed.prompt_tps, 2),
+            "gen_tps": round(row.gen_tps, 2), "gen_tps_full_ctx": round(row.gen_tps_full_ctx, 2),
+            "fits": row.fits, "interactive": row.interactive, "agent": row.agent,
+            "exact_weights": facts.exact, "bytes_per_token": speed.bytes_per_token}
 
 
 def feasibility_matrix(

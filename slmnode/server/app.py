@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,26 +12,47 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from slmnode import __version__
 from slmnode.catalog.model_info import model_info
 from slmnode.catalog.store import ModelStore
 from slmnode.config import Settings
 from slmnode.engine.client import Engine, EngineClient, EngineState
-from slmnode.engine.worker import WorkerSettings
+from slmnode.engine.settings import WorkerSettings
 from slmnode.errors import SlmnodeError
 from slmnode.hardware.cpu import default_threads
 from slmnode.hardware.memory import memory_facts
 from slmnode.hardware.root import SysRoot
 from slmnode.planner.memory import kv_split_fits
 from slmnode.planner.model_facts import facts_from_gguf
+from slmnode.server import anthropic_api, ollama_api, openai_api, responses_api
 from slmnode.server import errors as error_handlers
-from slmnode.server import ollama_api, openai_api
 from slmnode.server.errors import error_response
 from slmnode.server.models import ModelManager, ServedModel, parse_keep_alive
 from slmnode.server.service import Node
 
 _OPEN_PATHS = {"/health", "/docs", "/openapi.json", "/"}
+log = logging.getLogger(__name__)
+
+
+class JSONBodies:
+    """Read every request body as JSON, whatever its Content-Type, as Ollama and llama-server do.
+
+    Ollama's own examples (``curl URL -d '{...}'``) send ``application/x-www-form-urlencoded``, and
+    some clients send no Content-Type at all; no route of this API takes anything but JSON.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            given = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+            if given != b"application/json" and not given.endswith(b"+json"):
+                headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
 
 
 def served_model(settings: Settings, store: ModelStore | None = None) -> ServedModel:
@@ -52,7 +74,7 @@ def kv_split_for(settings: Settings, model: ServedModel) -> bool:
         return settings.kv_layout == "split"
     try:
         facts = facts_from_gguf(model.path, model.info)
-    except Exception:  # noqa: BLE001 - a model the planner can't read keeps the frugal layout
+    except Exception:  # a model the planner can't read keeps the frugal layout
         return False
     total = memory_facts(SysRoot(settings.hardware_root)).total_bytes
     return kv_split_fits(facts, settings.ctx, settings.parallel, kv_type=settings.kv_type, total_ram_bytes=total)
@@ -144,19 +166,26 @@ def create_app(node: Node, on_loaded: Callable[[Node], None] | None = None) -> F
                   description="OpenAI- and Ollama-compatible local language-model node")
     app.state.node = node
     error_handlers.install(app)
+    app.add_middleware(JSONBodies)
 
     @app.middleware("http")
     async def auth_and_count(request: Request, call_next: Any) -> Response:
         keys = [k for k in (node.settings.api_key, *node.api_keys) if k]
         if keys and request.url.path not in _OPEN_PATHS:
             given = request.headers.get("authorization", "")
-            token = given[7:] if given.lower().startswith("bearer ") else ""
+            # Anthropic's clients send the key as x-api-key
+            token = given[7:] if given.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
             # compare against every key (no early exit) so timing says nothing about which one is close
             if not sum(hmac.compare_digest(token.encode(), k.encode()) for k in keys):
                 return error_response(request, 401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
                                       "authentication_error", "invalid_api_key",
                                       headers={"WWW-Authenticate": "Bearer"})
-        response: Response = await call_next(request)
+        try:
+            response: Response = await call_next(request)
+        except Exception as exc:  # a bug, not the client's fault: 500 in the API's error shape, traceback logged
+            log.exception("unexpected error serving %s %s", request.method, request.url.path)
+            response = error_response(request, 500, f"internal error ({type(exc).__name__}); the node's log has "
+                                      "the details", "server_error", "internal_error")
         if request.url.path.startswith(("/v1/", "/api/")):
             node.metrics.requests.labels(request.url.path, str(response.status_code)).inc()
         return response
@@ -182,5 +211,7 @@ def create_app(node: Node, on_loaded: Callable[[Node], None] | None = None) -> F
                 "openai_base_url": "/v1", "ollama_base_url": "/", "health": "/health"}
 
     app.include_router(openai_api.router)
+    app.include_router(responses_api.router)
     app.include_router(ollama_api.router)
+    app.include_router(anthropic_api.router)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,11 +18,15 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from slmnode import __version__
+from slmnode.chat.prepare import arguments_object
+from slmnode.chat.types import ChatResult, Conversation, Finished, Reasoning, ReasoningDelta, TextDelta, ToolCall
 from slmnode.engine.client import Done, Token
 from slmnode.engine.protocol import GenerationParams, Usage
-from slmnode.errors import RequestError, SlmnodeError
+from slmnode.errors import EngineError, RequestError, SlmnodeError
+from slmnode.server.chat import finish_chat, open_chat
 from slmnode.server.models import Lease, ServedModel, parse_keep_alive
-from slmnode.server.service import Node, chat_job, outcome, primed
+from slmnode.server.openai_chat import messages_from_openai, tools_from_openai
+from slmnode.server.service import Node, chat_job, event_stream, generation_params, outcome, primed, stream_fault
 
 router = APIRouter(prefix="/api", tags=["ollama"])
 OLLAMA_API_VERSION = "0.12.6"  # the Ollama API level these routes follow
@@ -85,7 +90,7 @@ def _params(req: _Req) -> GenerationParams:
         # num_predict < 0 means "until the context is full" in Ollama
         "max_tokens": o.num_predict if o.num_predict and o.num_predict > 0 else None,
     }
-    params = GenerationParams(stop=o.stop or [], **{k: v for k, v in given.items() if v is not None})
+    params = generation_params({"stop": o.stop or [], **given}, prefix="options.")
     if req.format == "json":
         params = params.model_copy(update={"json_object": True})
     elif isinstance(req.format, dict):
@@ -101,23 +106,6 @@ def _durations(usage: Usage, total_ns: int, load_ns: int) -> dict[str, Any]:
         "prompt_eval_count": usage.prompt_tokens, "prompt_eval_duration": int(usage.prompt_ms * 1e6),
         "eval_count": usage.completion_tokens, "eval_duration": int(usage.generation_ms * 1e6),
     }
-
-
-def _ollama_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for m in messages:
-        if m.get("images"):
-            raise RequestError("images are not supported by this model; send text only")
-        m = dict(m)
-        calls = m.get("tool_calls")
-        if calls:
-            m["tool_calls"] = [{"id": f"call_{i}", "type": "function", "function": {
-                "name": (c.get("function") or {}).get("name"),
-                "arguments": json.dumps((c.get("function") or {}).get("arguments", {}))}} for i, c in enumerate(calls)]
-        if m.get("role") == "tool" and m.get("tool_name") and not m.get("name"):
-            m["name"] = m["tool_name"]
-        out.append(m)
-    return out
 
 
 async def _respond(node: Node, lease: Lease, prompt: str, params: GenerationParams, stream: bool,
@@ -148,7 +136,7 @@ async def _respond(node: Node, lease: Lease, prompt: str, params: GenerationPara
                 parts.append(ev.text)
             elif isinstance(ev, Done):
                 return JSONResponse(final(ev, "".join(parts)))
-        raise RequestError("generation ended without a result")
+        raise EngineError("the engine ended the generation without a result; retry, and see the node's log")
 
     async def lines() -> AsyncIterator[str]:
         parts: list[str] = []
@@ -165,8 +153,10 @@ async def _respond(node: Node, lease: Lease, prompt: str, params: GenerationPara
                     yield json.dumps(final(ev, text)) + "\n"
         except SlmnodeError as exc:
             yield json.dumps({"error": exc.message}) + "\n"
+        except Exception as exc:  # a bug: say so in the stream, log the traceback
+            yield json.dumps({"error": stream_fault(f"/api/{kind}", exc)}) + "\n"
 
-    return StreamingResponse(lines(), media_type="application/x-ndjson")
+    return event_stream(lines(), evs, "application/x-ndjson")
 
 
 def _keep_alive(req: _Req) -> float | None | str:
@@ -188,17 +178,64 @@ async def _load_or_unload(node: Node, req: _Req, kind: str) -> JSONResponse:
     return JSONResponse(body)
 
 
+def _reasoning(think: Any) -> Reasoning:
+    """Ollama's ``think``: a bool, or an effort level (which turns thinking on)."""
+    if think is None:
+        return Reasoning()
+    if isinstance(think, bool):
+        return Reasoning(think)
+    if think in ("low", "medium", "high", "max"):
+        return Reasoning(True)
+    raise RequestError('think must be true, false, "low", "medium", "high" or "max"')
+
+
+def _chat_message(text: str, thinking: str = "", calls: list[ToolCall] | None = None) -> dict[str, Any]:
+    msg: dict[str, Any] = {"role": "assistant", "content": text}
+    if thinking:
+        msg["thinking"] = thinking
+    if calls:
+        msg["tool_calls"] = [{"function": {"index": i, "name": c.name, "arguments": arguments_object(c.arguments)}}
+                             for i, c in enumerate(calls)]
+    return msg
+
+
 @router.post("/chat", response_model=None)
 async def chat(body: ChatReq, request: Request) -> JSONResponse | StreamingResponse:
     node: Node = request.app.state.node
     t0 = time.perf_counter_ns()
     if not body.messages:
         return await _load_or_unload(node, body, "chat")
-    model = node.models.resolve(body.model)
-    job = chat_job(model.info, _ollama_messages(body.messages), _params(body), body.tools, "auto",
-                   node.settings.chat_format)
-    lease = await node.models.acquire(model.name, _keep_alive(body))
-    return await _respond(node, lease, job.prompt, job.params, body.stream, "chat", job.fns, t0)
+    tools = tools_from_openai(body.tools)
+    conv = Conversation(messages_from_openai(body.messages), _params(body), model=body.model, tools=tools,
+                        reasoning=_reasoning((body.model_extra or {}).get("think")), stream=body.stream)
+    opened = await open_chat(node, conv, _keep_alive(body))
+    name = opened.model.name
+    load_ns = int((opened.lease.engine.load_seconds or 0) * 1e9) if opened.lease.fresh else 0
+
+    def final(r: ChatResult, streamed: bool) -> dict[str, Any]:
+        msg = _chat_message("" if streamed else r.content, "" if streamed else r.reasoning, r.tool_calls)
+        return {"model": name, "created_at": _now(), "message": msg, "done": True,
+                "done_reason": "length" if r.finish_reason == "length" else "stop",
+                **_durations(r.usage, time.perf_counter_ns() - t0, load_ns)}
+
+    if not body.stream:
+        return JSONResponse(final(await finish_chat(opened), False))
+
+    async def lines() -> AsyncIterator[str]:
+        try:
+            async with aclosing(opened.events) as events:  # type: ignore[type-var]
+                async for ev in events:
+                    if isinstance(ev, TextDelta | ReasoningDelta) and ev.text:
+                        msg = _chat_message(ev.text) if isinstance(ev, TextDelta) else _chat_message("", ev.text)
+                        yield json.dumps({"model": name, "created_at": _now(), "message": msg, "done": False}) + "\n"
+                    elif isinstance(ev, Finished):
+                        yield json.dumps(final(ev.result, True)) + "\n"
+        except SlmnodeError as exc:
+            yield json.dumps({"error": exc.message}) + "\n"
+        except Exception as exc:  # a bug: say so in the stream, log the traceback
+            yield json.dumps({"error": stream_fault("/api/chat", exc)}) + "\n"
+
+    return event_stream(lines(), opened, "application/x-ndjson")
 
 
 @router.post("/generate", response_model=None)
@@ -255,7 +292,7 @@ async def ps(request: Request) -> dict[str, Any]:
     node: Node = request.app.state.node
     out = []
     for slot in node.models.loaded():
-        expires = slot.expires_at
+        expires = node.models.expires_at(slot)
         out.append({**_entry(slot.model), "size_vram": 0, "context_length": slot.engine.n_ctx,
                     "expires_at": _iso(expires) if expires is not None else "2318-01-01T00:00:00Z"})
     return {"models": out}

@@ -12,12 +12,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from slmnode.chat.types import ChatEvent
 from slmnode.engine.chat_format import render_completion
 from slmnode.engine.client import Done, Token
 from slmnode.engine.protocol import GenerationParams, Usage
 from slmnode.errors import RequestError, SlmnodeError
+from slmnode.server.chat import finish_chat, open_chat
 from slmnode.server.errors import openai_body
-from slmnode.server.service import Node, chat_job, collect, outcome, primed, timings
+from slmnode.server.openai_chat import chunks, conversation, message_body, usage_body
+from slmnode.server.service import Node, collect, event_stream, generation_params, primed, stream_fault, timings
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -51,7 +54,7 @@ class _Base(BaseModel):
             "presence_penalty": self.presence_penalty, "frequency_penalty": self.frequency_penalty,
             "repeat_penalty": self.repeat_penalty,
         }
-        return GenerationParams(stop=stop, **{k: v for k, v in given.items() if v is not None})
+        return generation_params({"stop": stop, **given})
 
 
 class ResponseFormat(BaseModel):
@@ -80,11 +83,6 @@ def _apply_format(params: GenerationParams, fmt: ResponseFormat | None) -> Gener
         raise RequestError("response_format.json_schema.schema must be a JSON schema object",
                            param="response_format")
     return params.model_copy(update={"json_schema": schema})
-
-
-def _usage(u: Usage) -> dict[str, Any]:
-    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-            "total_tokens": u.total_tokens, "prompt_tokens_details": {"cached_tokens": u.cached_tokens}}
 
 
 def _sse(obj: Any) -> str:
@@ -118,79 +116,44 @@ async def local_chat(node: Node, body: ChatRequest, on_done: OnDone | None = Non
                      headers: dict[str, str] | None = None) -> JSONResponse | StreamingResponse:
     """Answer a chat request with a local model. Admission errors (queue full, too hot, unknown model,
     bad request) raise before any response exists; ``on_done(usage or None, status)`` runs at the end."""
-    model = node.models.resolve(body.model)
-    params = _apply_format(body.params(), body.response_format)
-    job = chat_job(model.info, body.messages, params, body.tools, body.tool_choice, node.settings.chat_format)
-    lease = await node.models.acquire(model.name)
-    cid, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
-    base = {"id": cid, "created": created, "model": model.name, "system_fingerprint": "slmnode"}
-    t0 = time.perf_counter()
+    conv = conversation(body, _apply_format(body.params(), body.response_format))
+    chat = await open_chat(node, conv)
+    base = {"id": f"chatcmpl-{secrets.token_hex(12)}", "created": int(time.time()), "model": chat.model.name,
+            "system_fingerprint": "slmnode"}
     if not body.stream:
+        t0 = time.perf_counter()
         try:
-            text, finish, usage = await collect(node, lease, job.prompt, job.params)
+            result = await finish_chat(chat)
         except BaseException:
             if on_done is not None:
                 await on_done(None, "error")
             raise
-        out = outcome(job.fns, text, finish, usage)
-        message: dict[str, Any] = {"role": "assistant", "content": None if out.tool_calls else out.text}
-        if out.tool_calls:
-            message["tool_calls"] = [{"id": c.id, "type": "function",
-                                      "function": {"name": c.name, "arguments": c.arguments}} for c in out.tool_calls]
         node.metrics.latency.labels("chat").observe(time.perf_counter() - t0)
         if on_done is not None:
-            await on_done(usage, "ok")
+            await on_done(result.usage, "ok")
         return JSONResponse({**base, "object": "chat.completion",
-                             "choices": [{"index": 0, "message": message, "finish_reason": out.finish_reason,
-                                          "logprobs": None}],
-                             "usage": _usage(usage), "timings": timings(usage)}, headers=headers)
+                             "choices": [{"index": 0, "message": message_body(result),
+                                          "finish_reason": result.finish_reason, "logprobs": None}],
+                             "usage": usage_body(result.usage), "timings": timings(result.usage)}, headers=headers)
     include_usage = bool((body.stream_options or {}).get("include_usage"))
-    try:
-        evs = await primed(node, lease, job.prompt, job.params)
-    except BaseException:
-        if on_done is not None:
-            await on_done(None, "error")
-        raise
-    return StreamingResponse(_chat_stream(evs, job, base, include_usage, on_done), media_type="text/event-stream",
-                             headers=headers)
+    return event_stream(_chat_stream(chat.events, base, include_usage, on_done), chat, "text/event-stream", headers)
 
 
-async def _chat_stream(evs: AsyncIterator[Any], job: Any, base: dict[str, Any], include_usage: bool,
+async def _chat_stream(events: AsyncIterator[ChatEvent], base: dict[str, Any], include_usage: bool,
                        on_done: OnDone | None = None) -> AsyncIterator[str]:
     chunk = {**base, "object": "chat.completion.chunk"}
     final: Usage | None = None
-
-    def delta(d: dict[str, Any], finish: str | None = None) -> str:
-        return _sse({**chunk, "choices": [{"index": 0, "delta": d, "finish_reason": finish, "logprobs": None}]})
-
-    yield delta({"role": "assistant", "content": ""})
-    # With tools, text that opens with "{" may be a tool call: hold it until it can be parsed.
-    hold = job.forced
-    decided = job.forced or not job.fns
-    held: list[str] = []
     try:
-        async for ev in evs:
-            if isinstance(ev, Token):
-                if not decided and ev.text.strip():
-                    decided, hold = True, ev.text.lstrip().startswith("{")
-                if hold or not decided:
-                    held.append(ev.text)
-                else:
-                    yield delta({"content": ev.text})
-            elif isinstance(ev, Done):
-                final = ev.usage
-                out = outcome(job.fns, "".join(held), ev.finish_reason, ev.usage)
-                if out.tool_calls:
-                    yield delta({"tool_calls": [{"index": i, "id": c.id, "type": "function",
-                                                 "function": {"name": c.name, "arguments": c.arguments}}
-                                                for i, c in enumerate(out.tool_calls)]})
-                elif held:
-                    yield delta({"content": "".join(held)})
-                yield delta({}, out.finish_reason)
+        async for delta, finish, usage in chunks(events):
+            yield _sse({**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]})
+            if usage is not None:
+                final = usage
                 if include_usage:
-                    yield _sse({**chunk, "choices": [], "usage": _usage(ev.usage), "timings": timings(ev.usage)})
+                    yield _sse({**chunk, "choices": [], "usage": usage_body(usage), "timings": timings(usage)})
     except SlmnodeError as exc:
         yield _sse(openai_body(exc.message, exc.error_type, exc.code, exc.param))
+    except Exception as exc:  # a bug: say so in the stream, log the traceback
+        yield _sse(openai_body(stream_fault("/v1/chat/completions", exc), "server_error", "internal_error"))
     finally:
         if on_done is not None:
             await on_done(final, "ok" if final is not None else "error")
@@ -216,7 +179,7 @@ async def completions(body: CompletionRequest, request: Request) -> JSONResponse
     if not body.stream:
         text, finish, usage = await collect(node, lease, rendered.prompt, params)
         return JSONResponse({**base, "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}],
-                             "usage": _usage(usage), "timings": timings(usage)})
+                             "usage": usage_body(usage), "timings": timings(usage)})
 
     evs = await primed(node, lease, rendered.prompt, params)
 
@@ -227,9 +190,11 @@ async def completions(body: CompletionRequest, request: Request) -> JSONResponse
                     yield _sse({**base, "choices": [{"index": 0, "text": ev.text, "finish_reason": None, "logprobs": None}]})
                 elif isinstance(ev, Done):
                     yield _sse({**base, "choices": [{"index": 0, "text": "", "finish_reason": ev.finish_reason,
-                                                     "logprobs": None}], "usage": _usage(ev.usage)})
+                                                     "logprobs": None}], "usage": usage_body(ev.usage)})
         except SlmnodeError as exc:
             yield _sse(openai_body(exc.message, exc.error_type, exc.code, exc.param))
+        except Exception as exc:  # a bug: say so in the stream, log the traceback
+            yield _sse(openai_body(stream_fault("/v1/completions", exc), "server_error", "internal_error"))
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(stream(), media_type="text/event-stream")
+    return event_stream(stream(), evs, "text/event-stream")

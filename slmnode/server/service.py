@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from pydantic import ValidationError
+from starlette.background import BackgroundTask
+from starlette.responses import StreamingResponse
 
 from slmnode.catalog.model_info import ModelInfo
 from slmnode.config import Settings
@@ -19,9 +24,11 @@ from slmnode.engine.tools import (
     function_defs,
     parse_tool_call,
 )
-from slmnode.errors import RequestError
+from slmnode.errors import EngineError, RequestError
 from slmnode.server.metrics import Metrics
 from slmnode.server.models import Lease, ModelManager, ServedModel
+
+log = logging.getLogger(__name__)
 
 
 class ChatRouter(Protocol):
@@ -97,7 +104,7 @@ def outcome(job_fns: list[dict[str, Any]], text: str, finish_reason: str, usage:
     return Outcome(text, finish_reason, usage, calls)
 
 
-async def events(node: Node, lease: Lease, prompt: str, params: GenerationParams) -> AsyncIterator[Event]:
+async def events(node: Node, lease: Lease, prompt: str, params: GenerationParams) -> AsyncGenerator[Event, None]:
     """The engine's events for one job, with metrics recorded."""
     async for ev in lease.engine.generate(prompt, params):
         if isinstance(ev, Started):
@@ -118,7 +125,23 @@ async def collect(node: Node, lease: Lease, prompt: str, params: GenerationParam
                 return "".join(parts), ev.finish_reason, ev.usage
     finally:
         lease.release()
-    raise RequestError("generation ended without a result")
+    raise EngineError("the engine ended the generation without a result; retry, and see the node's log")
+
+
+def generation_params(given: dict[str, Any], prefix: str = "") -> GenerationParams:
+    """Sampling settings from a request (None = default); out of range is the client's error (400), not a 500."""
+    try:
+        return GenerationParams(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = prefix + ".".join(str(p) for p in first.get("loc", ()))
+        raise RequestError(f"{where}: {first.get('msg')}", param=where or None) from exc
+
+
+def stream_fault(where: str, exc: Exception) -> str:
+    """Log an unexpected error inside a response that has already started; the text to send the client."""
+    log.error("unexpected error while streaming %s", where, exc_info=exc)
+    return f"internal error ({type(exc).__name__}); the node's log has the details"
 
 
 def timings(usage: Usage) -> dict[str, Any]:
@@ -134,12 +157,38 @@ def timings(usage: Usage) -> dict[str, Any]:
     }
 
 
-async def primed(node: Node, lease: Lease, prompt: str, params: GenerationParams) -> AsyncIterator[Event]:
+class PrimedEvents:
+    """A started job's events (the first already received). Iterate once; :meth:`aclose` stops the job and
+    releases the lease, whether or not the events were ever iterated (a client that hangs up before the
+    response starts never iterates them: pass ``aclose`` as the response's background task)."""
+
+    def __init__(self, first: Event, it: AsyncGenerator[Event, None], lease: Lease) -> None:
+        self._first, self._it, self._lease = first, it, lease
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Event]:
+        try:
+            yield self._first
+            async for ev in self._it:
+                yield ev
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        try:
+            await self._it.aclose()
+        finally:
+            self._lease.release()
+
+
+async def primed(node: Node, lease: Lease, prompt: str, params: GenerationParams) -> PrimedEvents:
     """Start a job and wait for its first event before any response byte is sent.
 
     Request errors (context too long, bad schema) arrive before ``started``, so a streaming
     request still gets a proper 4xx status instead of an error inside a 200 stream. The lease is
-    released when the stream ends (or fails to start).
+    released when the stream ends, fails to start, or is closed unread.
     """
     it = events(node, lease, prompt, params)
     try:
@@ -147,14 +196,10 @@ async def primed(node: Node, lease: Lease, prompt: str, params: GenerationParams
     except BaseException:
         lease.release()
         raise
+    return PrimedEvents(first, it, lease)
 
-    async def rest() -> AsyncIterator[Event]:
-        try:
-            yield first
-            async for ev in it:
-                yield ev
-        finally:
-            await it.aclose()
-            lease.release()
 
-    return rest()
+def event_stream(body: AsyncIterator[str], events: PrimedEvents | Any, media_type: str,
+                 headers: dict[str, str] | None = None) -> StreamingResponse:
+    """A streamed response whose job is stopped and lease released when it ends, even if it never started."""
+    return StreamingResponse(body, media_type=media_type, headers=headers, background=BackgroundTask(events.aclose))

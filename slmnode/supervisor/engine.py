@@ -128,6 +128,11 @@ class SupervisedEngine:
         if self.inner is not None:
             self.inner.govern(threads, pace_ms)
 
+    async def count_tokens(self, text: str) -> int:
+        if self.state != EngineState.READY or self.inner is None:
+            raise EngineNotReady(f"the model is not available (state {self.state.value}); retry shortly")
+        return await self.inner.count_tokens(text)
+
     async def generate(self, prompt: str, params: GenerationParams) -> AsyncIterator[Event]:
         timeout = self.policy.request_timeout or None
         deadline = time.monotonic() + timeout if timeout else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from typing import Any
 
 from prometheus_client import Counter, Gauge
@@ -23,6 +23,8 @@ from slmnode.supervisor.engine import Policy, SupervisedEngine
 from slmnode.supervisor.events import EventLog
 from slmnode.supervisor.memory import memory_check
 from slmnode.supervisor.thermal import Heat, ThermalGovernor
+
+log = logging.getLogger("slmnode.supervisor")
 
 _HEAT_LEVEL = {Heat.NORMAL: 0, Heat.SOFT: 1, Heat.HARD: 2}
 
@@ -60,17 +62,16 @@ class Supervision:
         self.governor.on_change.append(self._heat_changed)
         node.models.gates.append(self.governor.gate)
         node.health_extras.append(self._health)
-        with contextlib.suppress(OSError):
-            self.governor.step()
-        self._tasks.append(asyncio.create_task(self._thermal_loop()))
-        if (every := systemd.watchdog_interval()) is not None:
-            self._tasks.append(asyncio.create_task(self._watchdog_loop(every)))
+        self._tasks.append(asyncio.create_task(self._thermal_loop()))  # its first reading at once
+        if (keepalive := systemd.keepalive_period()) is not None:
+            self._tasks.append(asyncio.create_task(self._keepalive_loop(*keepalive)))
 
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.alerts.drain()
+        await asyncio.to_thread(self.events.flush)
         systemd.notify("STOPPING=1")
 
     def _govern_all(self, threads: int | None, pace_ms: float) -> None:
@@ -96,20 +97,39 @@ class Supervision:
         return out
 
     async def _thermal_loop(self) -> None:
+        """Read the temperature every ``interval`` (in a thread: vcgencmd may take seconds) and govern."""
         while True:
-            await asyncio.sleep(self.governor.interval)
-            with contextlib.suppress(OSError):
-                self.governor.step()
+            try:
+                await self.governor.step_async()
+            except OSError:
+                pass
+            except Exception:  # a bug in a reading must not end thermal governing
+                log.exception("thermal reading failed; the next one is in %.0f s", self.governor.interval)
             if self.governor.celsius is not None:
                 self.g_temp.set(self.governor.celsius)
             self.g_heat.set(_HEAT_LEVEL[self.governor.state])
+            await asyncio.sleep(self.governor.interval)
 
-    async def _watchdog_loop(self, every: float) -> None:
+    def _loading(self) -> bool:
+        node = self.node
+        return node is not None and (not node.startup_done or node.models.loading)
+
+    async def _keepalive_loop(self, period: float, watchdog: bool) -> None:
+        """sd_notify keep-alive: sent while this event loop runs, whatever the engines' state.
+
+        An engine that is loading, restarting or in error is handled by its supervisor; stopping
+        the pings then would make systemd kill the node mid-recovery. A node whose loop is blocked
+        or dead stops pinging, and systemd restarts it.
+        """
         while True:
-            node = self.node
-            if node is not None and node.models.loaded():
-                systemd.notify("WATCHDOG=1")
-            await asyncio.sleep(every)
+            message = systemd.keepalive_message(period=period, watchdog=watchdog, loading=self._loading())
+            if message is not None:
+                systemd.notify(message)
+            await asyncio.sleep(period)
+
+
+def _status(engine: SupervisedEngine) -> None:
+    systemd.notify(f"STATUS={engine.model_name}: {engine.state.value}")
 
 
 def supervised_node(settings: Settings, events: EventLog | None = None) -> Node:
@@ -128,7 +148,7 @@ def supervised_node(settings: Settings, events: EventLog | None = None) -> Node:
         check = (memory_check(model.path, model.info.size_bytes, kv_cells, settings.kv_type, root=root, name=model.name)
                  if settings.memory_check else None)
         engine = SupervisedEngine(make, model.name, model.info, events=events, policy=policy, memory_check=check)
-        engine.on_state.append(lambda e: systemd.notify(f"STATUS={e.model_name}: {e.state.value}"))
+        engine.on_state.append(_status)
         return engine
 
     node = build_node(settings, factory=factory)  # type: ignore[arg-type]

@@ -1,8 +1,13 @@
 """systemd integration: sd_notify over $NOTIFY_SOCKET, and the unit file ``slmnode service install`` writes.
 
 The node sends ``READY=1`` once the model is loaded, ``STATUS=...`` on state changes and
-``WATCHDOG=1`` every half ``WatchdogSec`` while it is healthy (the engine answers its canary), so
-systemd restarts a node that hangs as a whole.
+``WATCHDOG=1`` every half ``WatchdogSec`` while its event loop and supervisor run. The watchdog
+proves the node *process* is alive, not the engine: an engine that loads, restarts or is in
+error is the supervisor's business (restart with backoff, or state ``error`` with the reason), and
+killing the node then would only restart-spin it. While a model loads (the first load before
+``READY=1`` included) each keep-alive also carries ``EXTEND_TIMEOUT_USEC``, so a slow load from an
+SD card is not cut off by ``TimeoutStartSec``: the timeout is extended for as long as the node is
+alive to extend it.
 """
 
 from __future__ import annotations
@@ -15,15 +20,19 @@ from pathlib import Path
 
 
 def notify(message: str, socket_path: str | None = None) -> bool:
-    """Send one sd_notify datagram; False (silently) when not run by systemd."""
+    """Send one sd_notify datagram; False (silently) when not run by systemd.
+
+    Never blocks (it is called on the event loop): a receiver whose queue is full loses the
+    datagram, as a missed keep-alive, rather than stalling the node.
+    """
     path = socket_path or os.environ.get("NOTIFY_SOCKET")
     if not path:
         return False
     addr = "\0" + path[1:] if path.startswith("@") else path
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as sock:
             sock.connect(addr)
-            sock.sendall(message.encode("utf-8"))
+            sock.send(message.encode("utf-8"))
         return True
     except OSError:
         return False
@@ -39,6 +48,26 @@ def watchdog_interval() -> float | None:
         return int(usec) / 1e6 / 2
     except ValueError:
         return None
+
+
+KEEPALIVE_S = 15.0  # keep-alive period without a watchdog (EXTEND_TIMEOUT_USEC during loads only)
+EXTEND_PERIODS = 3  # EXTEND_TIMEOUT_USEC covers this many keep-alive periods (two may be missed)
+
+
+def keepalive_period() -> tuple[float, bool] | None:
+    """(seconds between keep-alives, whether they carry WATCHDOG=1); None when not run by systemd."""
+    every = watchdog_interval()
+    if every is not None:
+        return every, True
+    return (KEEPALIVE_S, False) if os.environ.get("NOTIFY_SOCKET") else None
+
+
+def keepalive_message(*, period: float, watchdog: bool, loading: bool) -> str | None:
+    """The sd_notify keep-alive for one period: ``WATCHDOG=1``, plus ``EXTEND_TIMEOUT_USEC`` while loading."""
+    parts = ["WATCHDOG=1"] if watchdog else []
+    if loading:
+        parts.append(f"EXTEND_TIMEOUT_USEC={int(period * EXTEND_PERIODS * 1e6)}")
+    return "\n".join(parts) or None
 
 
 def unit_text(*, exec_args: list[str] | None = None, user: str | None = None, home: str | None = None,

@@ -7,6 +7,10 @@ Reads the hottest thermal zone (and, on a Raspberry Pi, the firmware's throttle 
   between decode steps;
 - at or above ``hard``: also admit no new work (503 + Retry-After) until the temperature falls
   below ``soft`` again (hysteresis).
+
+Reading is blocking I/O (``vcgencmd`` is a subprocess with a 5 s timeout; sysfs on a busy SD card
+can stall), so in the node it runs in a worker thread (:meth:`ThermalGovernor.step_async`); only
+the state change and its callbacks run on the event loop.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from slmnode.errors import ThermalLimit
@@ -23,7 +27,7 @@ from slmnode.hardware.root import SysRoot
 from slmnode.hardware.thermal import thermal_zones, throttled_facts
 
 
-class Heat(str, Enum):
+class Heat(StrEnum):
     NORMAL = "normal"
     SOFT = "soft"
     HARD = "hard"
@@ -38,6 +42,12 @@ def next_heat(current: Heat, celsius: float | None, soft: float, hard: float) ->
     if current == Heat.HARD and celsius >= soft:
         return Heat.HARD
     return Heat.SOFT if celsius >= soft else Heat.NORMAL
+
+
+@dataclass(frozen=True)
+class Reading:
+    celsius: float | None  # the hottest zone; None without thermal zones
+    throttled: dict[str, Any] | None  # the Pi firmware's flags (Throttled.to_dict()); None elsewhere
 
 
 @dataclass
@@ -57,14 +67,23 @@ class ThermalGovernor:
         self.apply: list[Callable[[int | None, float], None]] = []  # engine.govern(threads, pace_ms)
         self._task: asyncio.Task[None] | None = None
 
-    def read(self) -> float | None:
+    def read(self) -> Reading:
+        """The hottest zone and the firmware's throttle flags. Blocking (runs a command); changes nothing."""
         zones = thermal_zones(self.root)
         t = throttled_facts(self.root)
-        self.throttled = t.to_dict() if t else None
-        return max((z.celsius for z in zones), default=None)
+        return Reading(max((z.celsius for z in zones), default=None), t.to_dict() if t else None)
 
     def step(self) -> Heat:
-        self.celsius = self.read()
+        """Read and apply, in the calling thread (blocking: see :meth:`step_async` on an event loop)."""
+        return self.update(self.read())
+
+    async def step_async(self) -> Heat:
+        """Read in a worker thread, then apply on the loop (callbacks run on the loop)."""
+        return self.update(await asyncio.to_thread(self.read))
+
+    def update(self, reading: Reading) -> Heat:
+        """Apply a reading: move the state machine, tell ``on_change`` and ``apply``."""
+        self.celsius, self.throttled = reading.celsius, reading.throttled
         new = next_heat(self.state, self.celsius, self.soft, self.hard)
         if new != self.state:
             old, self.state = self.state, new
@@ -93,7 +112,7 @@ class ThermalGovernor:
     async def run(self) -> None:
         while True:
             with contextlib.suppress(OSError):
-                self.step()
+                await self.step_async()
             await asyncio.sleep(self.interval)
 
     def start(self) -> None:

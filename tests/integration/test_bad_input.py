@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import RunningNode
+from tests.conftest import RunningNode, decode_step_s
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +103,10 @@ def _busy(http: httpx.Client) -> float:
     raise AssertionError("slmnode_engine_busy missing from /metrics")
 
 
-def test_disconnect_mid_stream_frees_the_engine_within_a_second(http: httpx.Client, node: RunningNode) -> None:
+def test_disconnect_mid_stream_frees_the_engine_within_a_few_steps(http: httpx.Client, node: RunningNode) -> None:
+    # 1500 tokens take 1500 steps; a cancel takes effect at the engine's next step, after the HTTP process has
+    # noticed the client left. Allow 100 steps (at least a second): well short of 1500, and true on any machine.
+    deadline = max(1.0, 100 * decode_step_s(node.base_url, node.model))
     body = {**_chat(node.model, stream=True, max_tokens=1500, temperature=0.8), "messages": [{"role": "user", "content": "Tell a very long story."}]}
     with http.stream("POST", "/v1/chat/completions", json=body) as r:
         assert r.status_code == 200
@@ -116,7 +119,7 @@ def test_disconnect_mid_stream_frees_the_engine_within_a_second(http: httpx.Clie
         assert _busy(http) == 1.0  # still generating while we hold the stream
     closed = time.monotonic()
     while _busy(http) != 0.0:
-        assert time.monotonic() - closed < 1.0, "engine still generating 1 s after the client left"
+        assert time.monotonic() - closed < deadline, f"engine still generating {deadline:.1f} s after the client left"
     # and the next request runs at once
     r = http.post("/v1/chat/completions", json=_chat(node.model, max_tokens=2))
     assert r.status_code == 200

@@ -90,7 +90,8 @@ def test_second_request_with_the_same_long_system_prompt_reports_cached_tokens(
     cached = second["usage"]["prompt_tokens_details"]["cached_tokens"]
     assert cached > 900, cached  # the whole system prompt came from the KV cache
     assert second["timings"]["prompt_n"] == second["usage"]["prompt_tokens"] - cached
-    assert second["timings"]["prompt_ms"] < first["timings"]["prompt_ms"]
+    # work counted in tokens evaluated, not in milliseconds (which depend on the machine and its load)
+    assert second["timings"]["prompt_n"] * 5 < first["timings"]["prompt_n"]
 
 
 def _metric(text: str, name: str) -> float:
@@ -106,8 +107,10 @@ def test_an_idle_system_prompt_is_parked_while_another_request_decodes_and_comes
     assert _metric(metrics, "slmnode_parked_prompts") >= 1
     assert _metric(metrics, "slmnode_parked_prompt_bytes") > 1_000_000  # ~800 tokens of KV, not a stub
     again = _ask(http, node.model, system, "What can you do?", 2)  # restored from host RAM: the system prompt is not evaluated again
-    assert again["usage"]["prompt_tokens_details"]["cached_tokens"] > 700
-    assert again["timings"]["prompt_ms"] < first["timings"]["prompt_ms"] / 5
+    cached = again["usage"]["prompt_tokens_details"]["cached_tokens"]
+    assert cached > 700
+    assert again["timings"]["prompt_n"] == again["usage"]["prompt_tokens"] - cached
+    assert again["timings"]["prompt_n"] * 5 < first["timings"]["prompt_n"]
 
 
 def test_split_kv_layout_serves_greedy_batches_and_reuses_prefixes(embedded_home) -> None:  # type: ignore[no-untyped-def]

@@ -4,21 +4,26 @@
   token the full-vocabulary resample gives, for greedy and for seeded top-k sampling, at every step
   of a real constrained generation;
 - token events coalesced over ``token_interval_s`` must carry the same text as one event per token.
+
+Timing decisions are tested against a virtual clock (``STEP_S`` per decode step, starting at 0 like
+``time.perf_counter`` on a machine booted moments ago), so no assertion depends on this machine's speed
+or uptime.
 """
 
 from __future__ import annotations
 
 import ctypes
 import queue
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
 import pytest
 
-from slmnode.engine.batch import BatchEngine
-from slmnode.engine.model import LoadedModel
+from slmnode.engine.batch import NO_STREAM_INTERVAL_S, BatchEngine
 from slmnode.engine.grammar import grammar_text_for
+from slmnode.engine.model import LoadedModel
 from slmnode.engine.protocol import GenerationParams
 from slmnode.engine.sampling import SeqSampler
 
@@ -82,8 +87,16 @@ def test_grammar_resample_on_top_candidates_equals_the_full_vocabulary_resample(
         llama_cpp.llama_memory_seq_rm(lm.memory, 0, -1, -1)
 
 
-def _run(lm: LoadedModel, interval_s: float, prompt: str, n: int,
-         stream: bool = True) -> tuple[list[dict[str, Any]], int]:
+STEP_S = 0.01  # virtual seconds per decode step
+
+
+def virtual_clock(engine: BatchEngine) -> Callable[[], float]:
+    """A machine booted just before the first step that decodes one step every ``STEP_S`` seconds."""
+    return lambda: engine.steps * STEP_S
+
+
+def _run(lm: LoadedModel, interval_s: float, prompt: str, n: int, stream: bool = True,
+         clock: Callable[[BatchEngine], Callable[[], float]] | None = None) -> tuple[list[dict[str, Any]], int]:
     events: list[dict[str, Any]] = []
     writes = 0
 
@@ -93,6 +106,8 @@ def _run(lm: LoadedModel, interval_s: float, prompt: str, n: int,
         events.extend(msgs)
 
     engine = BatchEngine(lm, send_all, 2, token_interval_s=interval_s)
+    if clock is not None:
+        engine.clock = clock(engine)
     jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
     jobs.put({"op": "generate", "id": "a", "prompt": prompt,
               "params": GenerationParams(max_tokens=n, temperature=0, stream=stream).model_dump()})
@@ -102,11 +117,17 @@ def _run(lm: LoadedModel, interval_s: float, prompt: str, n: int,
     return events, writes
 
 
-def test_coalesced_token_events_carry_the_same_text_as_one_event_per_token(lm: LoadedModel) -> None:
-    per_token, _ = _run(lm, 0.0, "1, 2, 3, 4,", 24)
-    coalesced, writes = _run(lm, 3600.0, "1, 2, 3, 4,", 24)
-    text = lambda evs: "".join(e["text"] for e in evs if e["ev"] == "token")  # noqa: E731
-    assert text(per_token) == text(coalesced) and text(per_token).strip()
+def _text(events: list[dict[str, Any]]) -> str:
+    return "".join(e["text"] for e in events if e["ev"] == "token")
+
+
+@pytest.mark.parametrize("clock", [None, virtual_clock], ids=["perf_counter", "booted_just_now"])
+def test_coalesced_token_events_carry_the_same_text_as_one_event_per_token(
+        lm: LoadedModel, clock: Callable[[BatchEngine], Callable[[], float]] | None) -> None:
+    per_token, _ = _run(lm, 0.0, "1, 2, 3, 4,", 24, clock=clock)
+    # an interval far longer than the clock's value (the uptime): the first text must still go at once
+    coalesced, writes = _run(lm, 3600.0, "1, 2, 3, 4,", 24, clock=clock)
+    assert _text(per_token) == _text(coalesced) and _text(per_token).strip()
     assert sum(e["ev"] == "token" for e in per_token) >= 10
     # the first text goes at once (time to first token), the rest when the request ends
     assert [e["ev"] for e in coalesced if e["ev"] != "progress"] == ["started", "token", "token", "done"]
@@ -114,12 +135,20 @@ def test_coalesced_token_events_carry_the_same_text_as_one_event_per_token(lm: L
     assert writes <= 25  # one pipe write per decode step (24 here) at most, not one per event
 
 
+def test_token_text_is_sent_once_per_interval_of_the_engine_clock(lm: LoadedModel) -> None:
+    per_token, _ = _run(lm, 0.0, "1, 2, 3, 4,", 24, clock=virtual_clock)
+    coalesced, _ = _run(lm, 4.5 * STEP_S, "1, 2, 3, 4,", 24, clock=virtual_clock)
+    assert _text(coalesced) == _text(per_token) and sum(e["ev"] == "token" for e in per_token) == 24
+    # text at steps 1 (at once), 6, 11, 16 and 21, the rest (steps 22-24) when the request ends
+    assert sum(e["ev"] == "token" for e in coalesced) == 6
+
+
 def test_a_non_streaming_request_gets_its_text_in_one_event_not_one_per_interval(lm: LoadedModel) -> None:
-    streamed, _ = _run(lm, 0.0, "1, 2, 3, 4,", 24)
-    whole, _ = _run(lm, 0.0, "1, 2, 3, 4,", 24, stream=False)
-    text = lambda evs: "".join(e["text"] for e in evs if e["ev"] == "token")  # noqa: E731
-    assert text(whole) == text(streamed) and text(whole).strip()
-    # 24 tokens take far less than NO_STREAM_INTERVAL_S (1 s): no event until the end
+    streamed, _ = _run(lm, 0.0, "1, 2, 3, 4,", 24, clock=virtual_clock)
+    whole, _ = _run(lm, 0.0, "1, 2, 3, 4,", 24, stream=False, clock=virtual_clock)
+    assert _text(whole) == _text(streamed) and _text(whole).strip()
+    # 24 steps of the virtual clock are far less than NO_STREAM_INTERVAL_S: no event until the end
+    assert 24 * STEP_S < NO_STREAM_INTERVAL_S
     assert [e["ev"] for e in whole if e["ev"] != "progress"] == ["started", "token", "done"]
 
 

@@ -1,4 +1,10 @@
-"""Fault, load and heat tests against real nodes (loopback only, bounded in count and time)."""
+"""Fault, load and heat tests against real nodes (loopback only, bounded in count and time).
+
+Timeouts given to the nodes and deadlines of the tests are multiples of the decode step time measured
+on this machine when the module starts (``decode_step_s``), never fixed numbers of seconds alone, so
+they hold on a slow, loaded or pinned machine; requests that must run long use a grammar that cannot
+end before ``max_tokens``, so no test relies on the model not stopping first.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ import psutil
 import pytest
 
 from slmnode.catalog.store import EMBEDDED_NAME
-from tests.conftest import NodeProcess, start_node
+from tests.conftest import NodeProcess, RunningNode, decode_step_s, start_node
 
 pytestmark = pytest.mark.integration
 CHAT = "/v1/chat/completions"
@@ -24,6 +30,25 @@ CHAT = "/v1/chat/completions"
 
 def _req(max_tokens: int = 4, content: str = "hi") -> dict:
     return {"model": EMBEDDED_NAME, "max_tokens": max_tokens, "messages": [{"role": "user", "content": content}]}
+
+
+def _endless(max_tokens: int) -> dict:
+    """A request that runs to ``max_tokens`` whatever the model would like: its answer must be a string of
+    more digits than that, and the embedded model has no token of two digits, so the grammar never lets it end."""
+    schema = {"type": "string", "pattern": f"^[0-9]{{{max_tokens + 1},}}$"}
+    return {**_req(max_tokens, "Write a very long number."),
+            "response_format": {"type": "json_schema", "json_schema": {"name": "digits", "schema": schema}}}
+
+
+@pytest.fixture(scope="module")
+def step_s(node: RunningNode) -> float:
+    """Seconds per decode step on this machine now (from the session node's own timings)."""
+    return decode_step_s(node.base_url, node.model)
+
+
+def hang_timeout(step_s: float) -> float:
+    """Longer than any pause of a working engine: a heartbeat period (1 s) plus 100 decode steps."""
+    return max(3.0, 1.0 + 100 * step_s)
 
 
 def _wait(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -39,8 +64,8 @@ def _worker(p: NodeProcess) -> psutil.Process:
 
 
 @pytest.fixture()
-def fast_node(embedded_home: Path) -> Iterator[tuple[NodeProcess, str]]:
-    env = {"SLMNODE_HANG_TIMEOUT": "3", "SLMNODE_CANARY_INTERVAL": "0"}
+def fast_node(embedded_home: Path, step_s: float) -> Iterator[tuple[NodeProcess, str]]:
+    env = {"SLMNODE_HANG_TIMEOUT": f"{hang_timeout(step_s):.2f}", "SLMNODE_CANARY_INTERVAL": "0"}
     p, url = start_node(embedded_home, "--ctx", "1024", env=env)
     yield p, url
     p.stop()
@@ -51,7 +76,7 @@ def test_kill_mid_stream_restarts_and_queued_request_proceeds(fast_node: tuple[N
     first = _worker(p)
     queued: dict[str, httpx.Response] = {}
     with httpx.Client(base_url=url, timeout=120) as c:
-        with c.stream("POST", CHAT, json={**_req(900, "Tell a long story."), "stream": True}) as r:
+        with c.stream("POST", CHAT, json={**_endless(900), "stream": True}) as r:  # still running when killed
             lines = r.iter_lines()
             while '"content"' not in next(lines):
                 pass
@@ -84,16 +109,18 @@ def test_sigstop_is_a_hang_and_the_worker_is_replaced(fast_node: tuple[NodeProce
     stopped = _worker(p)
     os.kill(stopped.pid, signal.SIGSTOP)
     try:
-        t0 = time.monotonic()
-        r = httpx.post(f"{url}{CHAT}", json=_req(3), timeout=120)
         # the request was queued behind the frozen worker: after the hang is detected it runs on the new one
+        # (well before the node's request timeout of 600 s: this client gives up after 120 s)
+        r = httpx.post(f"{url}{CHAT}", json=_req(3), timeout=120)
         assert r.status_code == 200, r.text
-        assert time.monotonic() - t0 < 60
         assert _worker(p).pid != stopped.pid
     finally:
         if psutil.pid_exists(stopped.pid):
             os.kill(stopped.pid, signal.SIGCONT)
-    assert "hang" in [e["kind"] for e in _events(p)]
+    events = _events(p)  # newest first (of every node that used this home)
+    kinds = [e["kind"] for e in events]
+    assert "hang" in kinds and "restarted" in kinds and kinds.index("restarted") < kinds.index("hang")
+    assert "no heartbeat" in events[kinds.index("hang")]["message"]  # detected as a hang, then restarted
 
 
 def test_100_concurrent_against_a_queue_of_16(embedded_home: Path) -> None:
@@ -188,13 +215,16 @@ def test_full_data_dir_keeps_serving(embedded_path: Path, tmp_path: Path) -> Non
         subprocess.run(["umount", str(home)], check=False)
 
 
-def test_request_timeout_is_504_and_frees_the_engine(embedded_home: Path) -> None:
-    p, url = start_node(embedded_home, "--ctx", "1024", "--request-timeout", "4")
+def test_request_timeout_is_504_and_frees_the_engine(embedded_home: Path, step_s: float) -> None:
+    n = 3000  # an endless answer cut at n tokens: n steps at least, so a tenth of that is surely too short
+    limit = max(1.0, n * step_s / 10)
+    p, url = start_node(embedded_home, "--ctx", "4096", "--request-timeout", f"{limit:.2f}")
     try:
-        with httpx.Client(base_url=url, timeout=60) as c:
-            r = c.post(CHAT, json=_req(900, "Tell a very long story."))
-            assert r.status_code == 504 and r.json()["error"]["code"] == "request_timeout"
-            _wait(lambda: "slmnode_engine_busy 0.0" in c.get("/metrics").text, 5, "engine free")
+        with httpx.Client(base_url=url, timeout=600) as c:
+            r = c.post(CHAT, json=_endless(n))
+            assert r.status_code == 504 and r.json()["error"]["code"] == "request_timeout", r.text
+            # stopped at the engine's next step (not after n): allow 100 steps
+            _wait(lambda: "slmnode_engine_busy 0.0" in c.get("/metrics").text, max(5.0, 100 * step_s), "engine free")
             assert c.post(CHAT, json=_req(2)).status_code == 200
     finally:
         p.stop()

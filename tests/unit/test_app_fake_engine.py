@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from slmnode.catalog.store import ModelStore
 from slmnode.cli import main
 from slmnode.config import Settings
 from slmnode.engine.client import Done, EngineState, Event, Started, Token
@@ -149,3 +153,36 @@ def test_serve_refuses_public_bind_without_key() -> None:
 def test_help_teaches(cmd: list[str]) -> None:
     r = CliRunner().invoke(main, [*cmd, "--help"])
     assert r.exit_code == 0 and "Usage:" in r.output
+
+
+def test_model_lists_survive_a_corrupt_manifest(tmp_path: Path) -> None:
+    from tests.unit.test_store_and_meta import tiny_gguf
+
+    store = ModelStore(tmp_path / "store")
+    store.add_file(tiny_gguf(tmp_path / "tiny.gguf"), "tiny:1", source="file:test")
+    (store.manifests / "half-written.json").write_text('{"name": "x", ', encoding="utf-8")
+    eng = FakeEngine()
+    eng.release.set()
+    manager = ModelManager(ServedModel("fake:1", "/x.gguf", GEMMA), lambda m: eng,  # type: ignore[arg-type,return-value]
+                           store=store)
+    with TestClient(create_app(Node(models=manager, settings=Settings()))) as client:
+        r = client.get("/v1/models")  # before: 500 for every client listing models
+        assert r.status_code == 200 and [m["id"] for m in r.json()["data"]] == ["fake:1", "tiny:1"]
+        assert [m["name"] for m in client.get("/api/tags").json()["models"]] == ["fake:1", "tiny:1"]
+        assert client.post("/api/show", json={"model": "tiny:1"}).json()["details"]["family"] == "llama"
+
+
+def test_ps_expiry_is_right_after_the_wall_clock_jumps(monkeypatch: pytest.MonkeyPatch) -> None:
+    eng = FakeEngine()
+    eng.release.set()
+    manager = ModelManager(ServedModel("fake:1", "/x.gguf", GEMMA), lambda m: eng,  # type: ignore[arg-type,return-value]
+                           default_keep_alive=300.0)
+    with TestClient(create_app(Node(models=manager, settings=Settings()))) as client:
+        assert client.post("/api/generate", json={"model": "fake:1", "prompt": "hi", "stream": False}).status_code == 200
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() + 86400)  # first NTP sync on a Pi without RTC
+        before = time.time()
+        (entry,) = client.get("/api/ps").json()["models"]
+        after = time.time()
+    expires = datetime.fromisoformat(entry["expires_at"].replace("Z", "+00:00")).timestamp()
+    assert before <= expires <= after + 300  # before: a day in the past (last use + 300 s on the old clock)

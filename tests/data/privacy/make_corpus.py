@@ -6,10 +6,9 @@ All values are synthetic: reserved domains (example.com/.org/.net), fictional ph
 documented test IBANs/cards or values generated with valid checksums, TEST-NET IPs / 2001:db8::/32.
 """
 import json
+import os
 import random
 import string
-
-import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -110,8 +109,8 @@ def person():
 
 
 def email():
-    f, l = person()
-    local = R.choice([f"{f}.{l}", f"{f[0]}{l}", f"{f}_{l}{R.randint(1, 99)}", f"{f}+orders"]).lower()
+    f, last = person()
+    local = R.choice([f"{f}.{last}", f"{f[0]}{last}", f"{f}_{last}{R.randint(1, 99)}", f"{f}+orders"]).lower()
     return f"{local}@{R.choice(DOMAINS)}"
 
 
@@ -185,8 +184,8 @@ EMAIL_T = [
     "Can you draft a polite reply to {v} declining the offer?",
 ]
 for t in EMAIL_T:
-    f, l = person()
-    add(t.format(v=email(), v2=email(), n=f"{f} {l}"), ["email"], "email")
+    f, last = person()
+    add(t.format(v=email(), v2=email(), n=f"{f} {last}"), ["email"], "email")
 
 PHONE_T = [
     "Call me back on {v} after 5pm.", "Phone: {v}", "Customer asked for a callback at {v} regarding the late delivery.",
@@ -442,12 +441,14 @@ for _ in range(6):
 
 # held-out batch A: written after tuning, measured once before the fixes it prompted (README)
 from heldout import HELD_NEG, HELD_POS  # noqa: E402
+
 for t in HELD_NEG:
     add(t, [], "heldneg")
 for t, kinds in HELD_POS:
     add(t, kinds, "heldpos")
 # held-out batch B: written blind after batch A's fixes; not tuned against (its one FP stays)
 from heldout_b import HELD_NEG_B, HELD_POS_B  # noqa: E402
+
 for t in HELD_NEG_B:
     add(t, [], "heldneg")
 for t, kinds in HELD_POS_B:

@@ -1,0 +1,126 @@
+"""A :class:`Conversation` made ready for the engine: prompt, generation params and an output parser.
+
+Two paths:
+- **native** (a model with a chat template, tools ``auto``/none, default chat format): the model's own
+  template renders messages, tools, calls and results (:mod:`slmnode.chat.formats`), and its output is parsed
+  in its own syntax: tool calls, ``<think>`` reasoning, text. Structured output (``json_schema``) turns thinking
+  off, so the grammar that starts at the first token never meets a thinking block.
+- **forced** (``tool_choice`` required or a function), a model without a template, or a forced chat format:
+  :mod:`slmnode.engine.chat_format` renders, and a call is the generic ``{"name": ..., "arguments": ...}``
+  object; when a tool is required, the grammar admits only such a call, so arguments always validate.
+  (A lazy grammar in each family's own syntax is the next step: ``chat.formats.grammar`` has it.)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from slmnode.catalog.model_info import ModelInfo
+from slmnode.chat.formats import detect, new_parser, render
+from slmnode.chat.types import (
+    ChatEvent,
+    Conversation,
+    Message,
+    OutputParser,
+    TextDelta,
+    ToolCallDelta,
+)
+from slmnode.engine.chat_format import render_chat
+from slmnode.engine.protocol import GenerationParams
+from slmnode.engine.tools import call_schema, forced_tools, parse_tool_call
+
+
+@dataclass
+class Prepared:
+    prompt: str
+    params: GenerationParams
+    parser: OutputParser
+    forced: bool  # the grammar admits only a tool call
+
+
+def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """OpenAI-shaped message dicts (what chat templates are written against)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        d: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.reasoning:
+            d["reasoning_content"] = m.reasoning
+        if m.tool_calls:
+            d["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                               for c in m.tool_calls]
+        if m.tool_call_id is not None:
+            d["tool_call_id"] = m.tool_call_id
+        if m.name is not None:
+            d["name"] = m.name
+        out.append(d)
+    return out
+
+
+class GenericParser:
+    """Text that opens with ``{`` may be a generic tool call: hold it to the end, then parse it."""
+
+    def __init__(self, fns: list[dict[str, Any]], forced: bool) -> None:
+        self._fns = fns
+        self._hold = forced
+        self._decided = forced or not fns
+        self._held: list[str] = []
+
+    def feed(self, text: str) -> list[ChatEvent]:
+        if not self._decided and text.strip():
+            self._decided, self._hold = True, text.lstrip().startswith("{")
+        if self._hold or not self._decided:
+            self._held.append(text)
+            return []
+        return [TextDelta(text)] if text else []
+
+    def finish(self) -> list[ChatEvent]:
+        text = "".join(self._held)
+        self._held.clear()
+        call = parse_tool_call(text, self._fns) if self._fns else None
+        if call is not None:
+            return [ToolCallDelta(0, call.arguments, id=call.id, name=call.name)]
+        return [TextDelta(text)] if text else []
+
+
+def prepare(info: ModelInfo, conv: Conversation, chat_format: str = "auto") -> Prepared:
+    fns = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in conv.tools]
+    if conv.tool_choice.mode == "none":
+        fns = []
+    choice: Any = conv.tool_choice.mode
+    if choice == "function":
+        choice = {"type": "function", "function": {"name": conv.tool_choice.name}}
+    forced = forced_tools(fns, choice)
+    if info.chat_template and not forced and chat_format in ("auto", "template"):
+        return _prepare_native(info, conv)
+    rendered = render_chat(info, wire_messages(conv.messages), fns or None, chat_format)
+    params = conv.params.model_copy(update={"stop": list(dict.fromkeys([*conv.params.stop, *rendered.stop])),
+                                            "shared_prefix_chars": rendered.shared_prefix_chars,
+                                            "stream": conv.stream})
+    if forced:
+        params = params.model_copy(update={"json_schema": call_schema(forced), "json_object": False})
+    return Prepared(rendered.prompt, params, GenericParser(fns, bool(forced)), bool(forced))
+
+
+def _prepare_native(info: ModelInfo, conv: Conversation) -> Prepared:
+    spec = detect(info.chat_template, info.architecture)
+    tools = conv.tools if conv.tool_choice.mode != "none" else []
+    structured = conv.params.json_schema is not None or conv.params.json_object
+    thinking = False if structured else conv.reasoning.enabled
+    extra = {k: v for k, v in conv.template_kwargs.items() if k not in ("enable_thinking", "messages", "tools")}
+    r = render(spec, info.chat_template, conv.messages, tools, enable_thinking=thinking,
+               bos_token=info.bos_token or "", eos_token=info.eos_token or "", **extra)
+    params = conv.params.model_copy(update={"stop": list(dict.fromkeys([*conv.params.stop, *r.stop])),
+                                            "shared_prefix_chars": r.shared_prefix_chars, "stream": conv.stream})
+    parser = new_parser(spec, tools, thinking_open=r.thinking_open, stream_arguments=conv.stream)
+    return Prepared(r.prompt, params, parser, False)
+
+
+def arguments_object(arguments: str) -> dict[str, Any]:
+    """A call's JSON-text arguments as an object (for wire formats that send objects: Ollama, Anthropic)."""
+    try:
+        value = json.loads(arguments) if arguments else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
