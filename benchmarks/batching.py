@@ -42,10 +42,11 @@ SCHEMA = {"type": "object", "properties": {"items": {"type": "array", "items": {
 
 
 def model_path() -> str:
+    from slmnode.catalog.embedded import GEMMA3
     from slmnode.catalog.store import ModelStore
 
     store = ModelStore()
-    return str(store.path_of(store.ensure_embedded()))
+    return str(store.path_of(store.ensure_embedded(GEMMA3.name)))
 
 
 class Target:

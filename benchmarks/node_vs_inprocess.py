@@ -82,11 +82,12 @@ def main() -> None:
 
     import llama_cpp
 
+    from slmnode.catalog.embedded import GEMMA3
     from slmnode.catalog.store import ModelStore
 
     home = Path(tempfile.mkdtemp(prefix="slmnode-bench-"))
     store = ModelStore(home / "models")
-    model_path = str(store.path_of(store.ensure_embedded()))
+    model_path = str(store.path_of(store.ensure_embedded(GEMMA3.name)))
 
     t0 = time.perf_counter()
     llm = llama_cpp.Llama(model_path=model_path, n_ctx=args.ctx, n_threads=args.threads, n_threads_batch=args.threads,

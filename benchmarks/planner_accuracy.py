@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from slmnode.catalog.embedded import GEMMA3  # noqa: E402
 from slmnode.catalog.quants import get_quant  # noqa: E402
 from slmnode.catalog.resolve import resolve_family  # noqa: E402
 from slmnode.catalog.store import ModelStore  # noqa: E402
@@ -122,7 +123,7 @@ def part_a(args: argparse.Namespace, work: Path) -> tuple[list[dict], dict]:
     import llama_cpp
 
     store = ModelStore(work / "models")
-    src = store.path_of(store.ensure_embedded())
+    src = store.path_of(store.ensure_embedded(GEMMA3.name))
     hw = probe("/", model_dir=work)
     build = build_features()
     variants = [("Q4_K_M (calibration model)", src, True)]

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from slmnode.catalog.embedded import GEMMA3
 from slmnode.catalog.store import ModelStore
 from slmnode.engine.quantize import quantize_gguf
 from slmnode.lab.chart import plot_compare
@@ -53,7 +54,7 @@ def main() -> None:
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     store = ModelStore()
-    embedded = store.path_of(store.ensure_embedded())
+    embedded = store.path_of(store.ensure_embedded(GEMMA3.name))
     timings: dict[str, float] = {}
 
     ref = args.work / "gemma3-270m-F16.gguf"

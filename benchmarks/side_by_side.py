@@ -93,12 +93,13 @@ def main() -> None:
         if not tool.exists():
             raise SystemExit(f"{tool} is missing: run benchmarks/build_llama_tools.sh first")
 
+    from slmnode.catalog.embedded import GEMMA3
     from slmnode.catalog.store import ModelStore
 
     home = Path(os.environ.get("SLMNODE_HOME") or tempfile.mkdtemp(prefix="slmnode-sbs-"))
     os.environ["SLMNODE_HOME"] = str(home)
     store = ModelStore(home / "models")
-    model = str(store.path_of(store.ensure_embedded()))
+    model = str(store.path_of(store.ensure_embedded(GEMMA3.name)))
     t_, c_ = str(args.threads), str(args.ctx)
 
     load_before = os.getloadavg()[0]

@@ -1,9 +1,12 @@
 """Shared fixtures.
 
 - Every test gets its own empty ``SLMNODE_HOME`` (autouse), so nothing touches the user's files.
-- ``embedded_home``: one session-wide home whose store holds the embedded model (placed once).
-- ``node``: one real ``slmnode serve`` subprocess on a free loopback port, loaded once per session;
-  readiness is read from its own log lines, not waited for with sleeps.
+- ``embedded_home``: one session-wide home whose store holds both embedded models (placed once).
+- ``smollm_path`` / ``gemma_path``: the GGUF of the embedded default (SmolLM2 135M Instruct) and of the
+  second embedded model (Gemma 3 270M, a base model with sliding-window attention). A test that relies
+  on Gemma's behaviour (its sliding window, its turn format, its sizes) pins ``gemma_path``.
+- ``node``: one real ``slmnode serve`` subprocess on a free loopback port serving the default model,
+  loaded once per session; readiness is read from its own log lines, not waited for with sleeps.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from slmnode.catalog.store import EMBEDDED_NAME, ModelStore
+from slmnode.catalog.embedded import DEFAULT_EMBEDDED, GEMMA3, SMOLLM2
+from slmnode.catalog.store import ModelStore
 
 DATA = Path(__file__).parent / "data"
 
@@ -37,14 +41,22 @@ def _hermetic_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("embedded-home")
-    ModelStore(home / "models").ensure_embedded()
+    store = ModelStore(home / "models")
+    store.ensure_embedded()
+    assert {m.name for m in store.list()} == {SMOLLM2.name, GEMMA3.name}  # both placed at once
     return home
 
 
 @pytest.fixture(scope="session")
-def embedded_path(embedded_home: Path) -> Path:
+def smollm_path(embedded_home: Path) -> Path:
     store = ModelStore(embedded_home / "models")
-    return store.path_of(store.get(EMBEDDED_NAME))
+    return store.path_of(store.get(SMOLLM2.name))
+
+
+@pytest.fixture(scope="session")
+def gemma_path(embedded_home: Path) -> Path:
+    store = ModelStore(embedded_home / "models")
+    return store.path_of(store.get(GEMMA3.name))
 
 
 @dataclass
@@ -113,7 +125,7 @@ def start_node(home: Path, *args: str, env: dict[str, str] | None = None, wait_r
 @pytest.fixture(scope="session")
 def node(embedded_home: Path) -> Iterator[RunningNode]:
     p, url = start_node(embedded_home, "--ctx", "2048")
-    yield RunningNode(p.proc, url, EMBEDDED_NAME, p.log)
+    yield RunningNode(p.proc, url, DEFAULT_EMBEDDED.name, p.log)
     p.stop()
 
 
@@ -132,3 +144,9 @@ def decode_step_s(base_url: str, model: str) -> float:
     if int(t["predicted_n"]) < 2:  # ended at its first token: the prompt pass is one (long) step
         return float(t["prompt_ms"]) / 1000
     return float(t["predicted_ms"]) / 1000 / (int(t["predicted_n"]) - 1)
+
+
+@pytest.fixture(scope="session")
+def embedded_path(gemma_path: Path) -> Path:
+    """The name tests used while Gemma was the only embedded model: still Gemma. New tests say which."""
+    return gemma_path

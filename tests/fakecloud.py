@@ -4,6 +4,7 @@ The first path segment picks the behaviour: ``{base}/<mode>/v1/chat/completions`
 ``ok`` (answers, records the body), ``429``, ``500``, ``400``, ``slow`` (answers after ``slow_s``, past a
 short upstream timeout), ``cut`` (closes before the first byte of the answer), ``cutlater`` (stream:
 one chunk, then the connection drops; whole answer: a truncated body). Every hit is counted.
+``{base}/<mode>/v1/messages`` answers (and fails) as Anthropic's Messages API does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ def _completion(model: str) -> dict[str, Any]:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "cloud says hi"},
                          "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}}
+
+
+def _message(model: str) -> dict[str, Any]:
+    return {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": "anthropic cloud says hi"}], "stop_reason": "end_turn",
+            "stop_sequence": None, "usage": {"input_tokens": 9, "output_tokens": 4, "cache_read_input_tokens": 2}}
 
 
 def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -53,8 +60,14 @@ class FakeCloud:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 body = json.loads(raw or b"{}")
                 cloud.hits[mode] += 1
-                cloud.auth.append(self.headers.get("Authorization"))
+                cloud.auth.append(self.headers.get("Authorization") or self.headers.get("x-api-key"))
                 model, stream = body.get("model", "fake"), bool(body.get("stream"))
+                if self.path.endswith("/messages") and mode in ("ok", "400"):
+                    cloud.bodies.append(body)
+                    if mode == "400":
+                        err = {"type": "error", "error": {"type": "invalid_request_error", "message": "fake 400"}}
+                        return self._send(400, json.dumps(err).encode())
+                    return self._send(200, json.dumps(_message(model)).encode())
                 if mode in ("429", "500", "400"):
                     err = {"error": {"message": f"fake {mode}", "type": "fake", "param": None, "code": mode}}
                     return self._send(int(mode), json.dumps(err).encode())

@@ -1,5 +1,6 @@
-"""Run one agent job against an OpenAI-compatible endpoint: tool call, tool result fed back, tool
-call, final answer under ``response_format`` json_schema; every step validated and timed."""
+"""Run one agent job against an endpoint: tool call, tool result fed back, tool call, final answer under
+``response_format`` json_schema; every step validated and timed. ``protocol`` picks the wire format the
+agent speaks (OpenAI chat completions, Anthropic Messages, OpenAI Responses: :mod:`slmnode.bench.protocols`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, Literal
 
 from slmnode.bench.agent_jobs import AgentJob, Json, system_prompt, validate_answer, validate_tool_call
 from slmnode.bench.client import BenchClient, CallResult
+from slmnode.bench.protocols import WireProtocol
 from slmnode.bench.results import JobRun, StepRecord
 from slmnode.errors import BenchError
 
@@ -28,7 +30,7 @@ def _step(kind: Literal["tool", "final"], name: str, call: CallResult, problems:
 
 
 def run_job(client: BenchClient, job: AgentJob, *, tool_choice: ToolChoice = "forced",
-            system: str | None = None) -> JobRun:
+            system: str | None = None, protocol: WireProtocol = "openai") -> JobRun:
     """One run of ``job``. A step whose output is invalid ends the run (its tool cannot be called)."""
     messages: list[Json] = [{"role": "system", "content": system or system_prompt()},
                             {"role": "user", "content": job.task}]
@@ -43,8 +45,8 @@ def run_job(client: BenchClient, job: AgentJob, *, tool_choice: ToolChoice = "fo
     for i, tool_name in enumerate(job.plan):
         choice: Any = {"type": "function", "function": {"name": tool_name}} if tool_choice == "forced" else "auto"
         try:
-            call = client.chat(messages, tools=tools, tool_choice=choice, temperature=0, seed=job.seed + i,
-                               max_tokens=STEP_MAX_TOKENS)
+            call = client.chat(messages, protocol=protocol, tools=tools, tool_choice=choice, temperature=0,
+                               seed=job.seed + i, max_tokens=STEP_MAX_TOKENS)
         except BenchError as exc:
             return done(False, False, [f"step {i + 1} ({tool_name}): {exc.message}"])
         message = ((call.body.get("choices") or [{}])[0]).get("message") or {}
@@ -64,8 +66,8 @@ def run_job(client: BenchClient, job: AgentJob, *, tool_choice: ToolChoice = "fo
     fmt = {"type": "json_schema", "json_schema": {"name": f"{job.name}_answer", "strict": True,
                                                   "schema": job.answer_schema}}
     try:
-        call = client.chat(messages, response_format=fmt, temperature=0, seed=job.seed + len(job.plan),
-                           max_tokens=STEP_MAX_TOKENS)
+        call = client.chat(messages, protocol=protocol, response_format=fmt, temperature=0,
+                           seed=job.seed + len(job.plan), max_tokens=STEP_MAX_TOKENS)
     except BenchError as exc:
         return done(False, False, [f"final answer: {exc.message}"])
     content = (((call.body.get("choices") or [{}])[0]).get("message") or {}).get("content")

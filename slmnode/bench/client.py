@@ -14,6 +14,9 @@ from typing import Any
 
 import httpx
 
+from slmnode.bench.protocols import WireProtocol
+from slmnode.bench.protocols import answer as wire_answer
+from slmnode.bench.protocols import request as wire_request
 from slmnode.errors import BenchError
 
 
@@ -139,12 +142,16 @@ class BenchClient:
         return CallResult(wall, body, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
                           body.get("timings"))
 
-    def chat(self, messages: list[dict[str, Any]], **extra: Any) -> CallResult:
-        """Non-streamed ``/v1/chat/completions``."""
-        body, wall = self._post("/v1/chat/completions", {"messages": messages, "stream": False, **extra})
-        usage = body.get("usage") or {}
-        return CallResult(wall, body, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
-                          body.get("timings"))
+    def chat(self, messages: list[dict[str, Any]], *, protocol: WireProtocol = "openai", **extra: Any) -> CallResult:
+        """One non-streamed chat call: ``/v1/chat/completions``, or the same call as ``/v1/messages`` (Anthropic)
+        or ``/v1/responses``; the result's body is in the chat completions shape either way (the protocol's own
+        answer under ``protocol_body``)."""
+        path, payload = wire_request(protocol, messages, extra)
+        body, wall = self._post(path, payload)
+        message, prompt, completion, timings = wire_answer(protocol, body)
+        if protocol != "openai":
+            body = {"choices": [{"message": message}], "protocol_body": body}
+        return CallResult(wall, body, prompt, completion, timings)
 
     def stream(self, path: str, body: dict[str, Any]) -> StreamResult:
         """Stream ``path`` (SSE) and time the chunks that carry generated output."""

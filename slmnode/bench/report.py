@@ -48,7 +48,7 @@ def jobs_table(report: BenchReport) -> Table | None:
     rows = [(t, j) for t in report.targets for j in t.jobs]
     if not rows:
         return None
-    table = Table(title=f"agent jobs (tool_choice {report.tool_choice})", title_justify="left")
+    table = Table(title=f"agent jobs (tool_choice {report.tool_choice}, protocol {report.protocol})", title_justify="left")
     for col in ("target", "job", "wall s", "steps", "prompt tok", "gen tok", "valid", "correct"):
         table.add_column(col, justify="right" if col not in ("target", "job") else "left")
     for t, j in rows:

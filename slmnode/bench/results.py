@@ -178,6 +178,7 @@ class BenchReport(BaseModel):
     warmup: int = 1
     workloads: list[str] = Field(default_factory=lambda: list(WORKLOADS))
     tool_choice: str = "forced"
+    protocol: str = "openai"  # the wire format the agent jobs spoke (openai, anthropic, responses)
     targets: list[TargetResult] = Field(default_factory=list)
     best: dict[str, str] = Field(default_factory=dict)  # metric -> target label (sweeps)
     predictions: list[Prediction] = Field(default_factory=list)

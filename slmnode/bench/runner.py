@@ -25,6 +25,7 @@ from slmnode.bench.agent_runner import ToolChoice, run_job
 from slmnode.bench.client import BenchClient, Endpoint
 from slmnode.bench.corpus import Passages
 from slmnode.bench.launch import NodeLaunch, launch_node
+from slmnode.bench.protocols import WireProtocol
 from slmnode.bench.results import WORKLOADS, BenchReport, JobResult, TargetResult, make_metric
 from slmnode.errors import BenchError
 
@@ -50,6 +51,7 @@ class BenchPlan:
     workloads: tuple[str, ...] = WORKLOADS
     jobs: tuple[str, ...] = tuple(JOBS)
     tool_choice: ToolChoice = "forced"
+    protocol: WireProtocol = "openai"
     seed: int = 0
     label: str = ""
 
@@ -222,7 +224,7 @@ def _run_agent(targets: list[_Live], plan: BenchPlan, tick: Progress) -> None:
                 if not t.fits("agent") or res.error:
                     continue
                 try:
-                    run = run_job(t.client, job, tool_choice=plan.tool_choice)
+                    run = run_job(t.client, job, tool_choice=plan.tool_choice, protocol=plan.protocol)
                 except BenchError as exc:
                     res.error = exc.message
                     continue
@@ -271,7 +273,8 @@ def run_bench(plan: BenchPlan, *, configs: list[NodeConfig] | None = None, endpo
     tick = tick or (lambda _what: None)
     t0 = time.perf_counter()
     report = BenchReport(label=plan.label, machine=machine(), version=__version__, repeats=plan.repeats,
-                         warmup=plan.warmup, workloads=list(plan.workloads), tool_choice=plan.tool_choice)
+                         warmup=plan.warmup, workloads=list(plan.workloads), tool_choice=plan.tool_choice,
+                         protocol=plan.protocol)
     extra = [_endpoint_target(ep) for ep in (vs or [])]
     if endpoints:
         report.targets += run_group([_endpoint_target(ep) for ep in endpoints] + extra, plan, tick)

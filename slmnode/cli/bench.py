@@ -31,6 +31,9 @@ from slmnode.config import load_settings
 @click.option("--jobs", "job_names", help="Comma-separated agent jobs (default: all; see 'slmnode bench jobs').")
 @click.option("--tool-choice", type=click.Choice(["forced", "auto"]), default="forced", show_default=True,
               help="forced: each step names its tool (base models); auto: the model chooses (instruction-tuned).")
+@click.option("--protocol", type=click.Choice(["openai", "anthropic", "responses"]), default="openai",
+              show_default=True, help="Wire format of the agent jobs: chat completions, Anthropic Messages "
+                                      "(/v1/messages) or OpenAI Responses (/v1/responses).")
 @click.option("--predict-for", "predict_for", multiple=True, metavar="DEVICE",
               help="Predict each agent job's wall time on a planner device profile, e.g. pi4-8gb (repeatable).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG chart here.")
@@ -56,6 +59,7 @@ def bench(click_ctx: click.Context, models: tuple[str, ...], threads: str | None
       slmnode bench --vs http://127.0.0.1:8081/v1    # vs llama-server, ratios pair by pair
       slmnode bench --endpoint http://127.0.0.1:11434/v1#gemma3:270m   # Ollama
       slmnode bench --predict-for pi4-8gb --plot bench.png --json
+      slmnode bench --only agent --protocol anthropic  # the agent jobs over /v1/messages
     """
     if click_ctx.invoked_subcommand is not None:
         return

@@ -24,7 +24,7 @@ def engine_options(fn: F) -> F:
     opts = [
         click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
                      help="TOML settings file (default: $SLMNODE_HOME/config.toml if present)."),
-        click.option("--model", "-m", help="Model name in the store, or a path to a .gguf (default: the embedded Gemma 3 270M)."),
+        click.option("--model", "-m", help="Model name in the store, or a path to a .gguf (default: the embedded SmolLM2 135M Instruct; 'gemma3:270m-pt-q4_k_m' is the other embedded model)."),
         click.option("--threads", "-t", type=int, help="CPU threads (default: one per physical core)."),
         click.option("--ctx", "-c", type=int, help="Context size in tokens (default 4096)."),
         click.option("--batch", type=int, help="Prompt batch size (default 512)."),
@@ -43,7 +43,7 @@ def engine_options(fn: F) -> F:
                           "matches, as llama-server's --cache-ram."),
         click.option("--chat-format", type=click.Choice(["auto", "template", "gemma", "chatml", "llama3", "phi3", "plain"]),
                      help="Prompt format: auto = the GGUF's template, else its family's turn format; "
-                          "'plain' (User:/Assistant: transcript) suits base models such as the embedded one."),
+                          "'plain' (User:/Assistant: transcript) suits base models such as the embedded Gemma 3 270M."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)

@@ -34,7 +34,7 @@ def models() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
 def list_models(as_json: bool) -> None:
-    """List the models in the store (the embedded default is placed on first use).
+    """List the models in the store (the embedded models are placed on first use).
 
     \b
     Examples:

@@ -48,8 +48,8 @@ def quant() -> None:
     \b
     Examples:
       slmnode quant model-F16.gguf --to Q4_0,Q4_K_S,Q4_K_M,Q8_0
-      slmnode quant default --to Q8_0 --allow-requantize      # from the embedded Q4_K_M
-      slmnode quant dequantize default -o gemma3-270m-F16.gguf
+      slmnode quant gemma3:270m-pt-q4_k_m --to Q8_0 --allow-requantize   # from the embedded Gemma Q4_K_M
+      slmnode quant dequantize gemma3:270m-pt-q4_k_m -o gemma3-270m-F16.gguf
       slmnode quant compare gemma3-270m-F16.gguf gemma3-270m-Q8_0.gguf gemma3-270m-Q4_0.gguf --plot quants.png
 
     MODEL is a path to a .gguf or a model name in the store.
@@ -98,7 +98,7 @@ def dequantize_cmd(model: str, output: Path) -> None:
 
     \b
     Examples:
-      slmnode quant dequantize default -o gemma3-270m-F16.gguf
+      slmnode quant dequantize gemma3:270m-pt-q4_k_m -o gemma3-270m-F16.gguf
       slmnode quant dequantize ./model-Q8_0.gguf -o model-F16.gguf
     """
     from slmnode.lab.dequantize import dequantize_gguf

@@ -42,7 +42,7 @@ def serve(insecure: bool, **kwargs: Any) -> None:
 
     \b
     Examples:
-      slmnode serve                          # embedded model on 127.0.0.1:8080
+      slmnode serve                          # embedded SmolLM2 135M Instruct on 127.0.0.1:8080
       slmnode serve --model ./qwen.gguf -c 8192 --port 9000
       OPENAI_BASE_URL=http://127.0.0.1:8080/v1 your-agent ...
     """

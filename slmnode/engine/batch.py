@@ -97,6 +97,7 @@ class Job:
     pending: str = ""  # text not sent yet (token events are coalesced, see BatchEngine.token_interval_s)
     sent_at: float | None = None  # when the last token event of this job was sent (None: none yet)
     interval: float = 0.0  # token text of this job is sent at most this often
+    thinking: Thinking | None = None  # enforces a thinking budget (None: no budget)
 
     def text_due(self, now: float) -> bool:
         """Whether pending text is sent at ``now``: at once when nothing was sent yet, then once per interval.
@@ -105,6 +106,44 @@ class Job:
         ``now`` may well be smaller than the interval on a machine booted a short while ago.
         """
         return self.sent_at is None or now - self.sent_at >= self.interval
+
+
+@dataclass
+class Thinking:
+    """A thinking budget: counts tokens inside the thinking block and, once the budget is spent, yields the
+    tokens that close it (fed instead of sampled ones, so the answer keeps the rest of max_tokens)."""
+
+    budget: int
+    open_tag: str
+    close: list[int]  # the close tag's tokens ("\n</think>\n\n")
+    close_tag: str
+    inside: bool
+    spent: int = 0
+    text: str = ""  # output so far (to see the tags)
+    forcing: list[int] = field(default_factory=list)
+    done: bool = False
+
+    def forced(self) -> int | None:
+        """The next token to feed instead of sampling, if the budget is closing the block."""
+        return self.forcing.pop(0) if self.forcing else None
+
+    def saw(self, text: str) -> None:
+        if self.done:
+            return
+        self.text += text
+        if not self.inside:
+            if self.text.lstrip().startswith(self.open_tag):
+                self.inside = True
+            elif self.text.strip() and not self.open_tag.startswith(self.text.lstrip()):
+                self.done = True  # the answer began without thinking
+            return
+        if self.close_tag in self.text:
+            self.done = True
+            return
+        self.spent += 1
+        if self.spent >= self.budget and not self.forcing:
+            self.forcing = list(self.close)
+            self.done = True
 
 
 @dataclass
@@ -209,7 +248,7 @@ class BatchEngine:
 
     def _admit(self, msg: dict[str, Any]) -> bool:
         """Start a request in a free slot; False when every slot is busy."""
-        from slmnode.engine.grammar import grammar_text_for
+        from slmnode.engine.grammar import request_grammar
 
         rid = msg.get("id", "")
         if self.is_cancelled(rid):
@@ -231,7 +270,7 @@ class BatchEngine:
                 raise ContextLengthExceeded(
                     f"max_tokens={params.max_tokens} does not fit: the context is {n_ctx} tokens and the "
                     f"prompt uses {len(tokens)}, leaving {room}; lower max_tokens", param="max_tokens")
-            gbnf = grammar_text_for(params.json_schema, params.json_object)
+            gbnf = request_grammar(params)
             sampler = SeqSampler(self.lm, params, gbnf)
         except SlmnodeError as exc:
             self.send({"ev": "error", "id": rid, "kind": type(exc).__name__, "message": exc.message})
@@ -252,9 +291,17 @@ class BatchEngine:
         slot.job = Job(rid=rid, tokens=tokens, max_tokens=params.max_tokens or room, sampler=sampler,
                        text=TextOut(params.stop), t0=t0, n_eval=common, cached=common,
                        interval=self.token_interval_s if params.stream else NO_STREAM_INTERVAL_S,
-                       sent_at=None if params.stream else t0)  # a stream's first text goes at once
+                       sent_at=None if params.stream else t0,  # a stream's first text goes at once
+                       thinking=self._thinking(params))
         slot.last_used = time.monotonic()
         return True
+
+    def _thinking(self, params: GenerationParams) -> Thinking | None:
+        if params.reasoning_budget is None:
+            return None
+        open_tag, close_tag = params.reasoning_tags
+        close = list(self.lm.model.tokenize(f"\n{close_tag}\n\n".encode(), add_bos=False, special=True))
+        return Thinking(params.reasoning_budget, open_tag, close, close_tag, inside=params.reasoning_open)
 
     def _shared_prefix(self, tokens: list[int], prompt: str, params: GenerationParams) -> int:
         """Tokens of ``prompt`` that later requests are likely to share (``params.shared_prefix_chars``)."""
@@ -405,7 +452,8 @@ class BatchEngine:
                 continue
             if n_prompt:
                 self.send({"ev": "progress", "id": job.rid, "prompt_done": job.n_eval})
-            token = job.sampler.sample(job.out_idx)
+            forced = job.thinking.forced() if job.thinking is not None else None
+            token = job.sampler.sample(job.out_idx) if forced is None else job.sampler.take(forced)
             if job.t_first is None:
                 job.t_first = now
                 self.send({"ev": "started", "id": job.rid, "prompt_tokens": len(job.tokens),
@@ -416,6 +464,8 @@ class BatchEngine:
                 continue
             job.generated += 1
             text, hit = job.text.feed(self.lm.piece(token))
+            if job.thinking is not None and forced is None:
+                job.thinking.saw(text)
             if text:
                 job.pending += text
                 if job.text_due(now):

@@ -8,12 +8,14 @@ that dies fails its in-flight requests with :class:`EngineCrashed`; the HTTP pro
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
+from array import array
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
@@ -75,10 +77,26 @@ class Engine(Protocol):
     async def stop(self) -> None: ...
     def generate(self, prompt: str, params: GenerationParams) -> AsyncIterator[Event]: ...
     async def count_tokens(self, text: str) -> int: ...  # ``text`` tokenized as a prompt is (with BOS)
+    async def embed(self, inputs: Sequence[str | list[int]], truncate: bool) -> Embeddings: ...
     @property
     def queue_depth(self) -> int: ...
     @property
     def busy(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Unit-length vectors of an embed op's inputs, in order, and the tokens each was embedded from."""
+
+    vectors: list[list[float]]
+    token_counts: list[int]
+    pooling: str  # mean | cls | last (see slmnode.engine.embed)
+
+
+@dataclass
+class _Embedding:
+    done: asyncio.Future[dict[str, Any]]
+    vectors: dict[int, tuple[list[float], int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,6 +118,7 @@ class EngineClient:
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[str, _Pending] = {}
         self._counts: dict[str, asyncio.Future[dict[str, Any]]] = {}  # tokenize requests, by id
+        self._embeds: dict[str, _Embedding] = {}  # embed requests, by id
         self._loaded: asyncio.Future[dict[str, Any]] | None = None
         self._ids = itertools.count(1)
         self._active: set[str] = set()  # ids the worker is generating for (batched), by its own events
@@ -182,6 +201,17 @@ class EngineClient:
                 if fut is not None and not fut.done():
                     fut.set_result(msg)
                 continue
+            if ev in ("embedding", "embedded"):
+                emb = self._embeds.get(msg.get("id", ""))
+                if emb is not None and ev == "embedding":
+                    vec = array("f")
+                    vec.frombytes(base64.b64decode(msg["vector"]))
+                    if sys.byteorder != "little":
+                        vec.byteswap()
+                    emb.vectors[int(msg["index"])] = (vec.tolist(), int(msg["tokens"]))
+                elif emb is not None and not emb.done.done():
+                    emb.done.set_result(msg)
+                continue
             if ev in ("started", "progress"):
                 self._active.add(msg.get("id", ""))
                 self.last_progress = now
@@ -203,7 +233,7 @@ class EngineClient:
             self._loaded.set_result({"ev": "load_failed", "message": f"engine worker exited with code {code} while loading"})
         for pending in self._pending.values():
             pending.queue.put_nowait({"ev": "crashed", "code": code})
-        for fut in self._counts.values():
+        for fut in [*self._counts.values(), *(e.done for e in self._embeds.values())]:
             if not fut.done():
                 fut.set_exception(EngineCrashed(f"the engine worker stopped (exit code {code}); retry"))
         self._counts.clear()
@@ -247,6 +277,32 @@ class EngineClient:
         if "error" in msg:
             raise EngineError(msg["error"])
         return int(msg["count"])
+
+    async def embed(self, inputs: Sequence[str | list[int]], truncate: bool) -> Embeddings:
+        """Unit-length embeddings of ``inputs`` (texts or token ids); an input longer than the model can embed
+        raises :class:`ContextLengthExceeded` unless ``truncate`` (then it is cut)."""
+        if self.state != EngineState.READY:
+            raise EngineNotReady(f"the model is not ready (state {self.state.value}); retry shortly")
+        rid = f"e{next(self._ids)}"
+        emb = self._embeds[rid] = _Embedding(asyncio.get_running_loop().create_future())
+        answered = False
+        try:
+            self._send({"op": "embed", "id": rid, "inputs": list(inputs), "truncate": truncate})
+            msg = await emb.done
+            answered = True
+        finally:
+            self._embeds.pop(rid, None)
+            if not answered:  # the request went away: the worker stops before its next decode
+                try:
+                    self._send({"op": "embed_cancel", "id": rid})
+                except EngineCrashed:
+                    pass
+        if "kind" in msg:
+            raise error_from_wire(msg["kind"], msg["message"])
+        if sorted(emb.vectors) != list(range(len(inputs))):
+            raise EngineError(f"the engine sent {len(emb.vectors)} embeddings for {len(inputs)} inputs")
+        got = [emb.vectors[i] for i in range(len(inputs))]
+        return Embeddings([v for v, _ in got], [n for _, n in got], str(msg.get("pooling", "")))
 
     async def generate(self, prompt: str, params: GenerationParams) -> AsyncIterator[Event]:
         if self.state != EngineState.READY:

@@ -18,6 +18,8 @@ from typing import Any
 from llama_cpp import llama_grammar
 from llama_cpp.llama_grammar import LlamaGrammar, SchemaConverter
 
+from slmnode.engine.gbnf import expand
+from slmnode.engine.protocol import GenerationParams
 from slmnode.errors import RequestError
 
 _MAX_DIGITS = 15
@@ -163,3 +165,13 @@ def grammar_text_for(json_schema: dict[str, Any] | None, json_object: bool) -> s
     if json_object:
         return schema_to_gbnf({"type": "object"})
     return None
+
+
+def request_grammar(params: GenerationParams) -> str | None:
+    """The GBNF for a request: its own grammar (placeholders expanded), else its JSON output constraint."""
+    if params.grammar is not None:
+        try:
+            return expand(params.grammar, params.grammar_schemas, schema_to_gbnf)
+        except ValueError as exc:
+            raise RequestError(f"bad tool-call grammar: {exc}") from exc
+    return grammar_text_for(params.json_schema, params.json_object)

@@ -4,6 +4,8 @@ host → worker   {"op": "generate", "id": str, "prompt": str, "params": Generat
                 {"op": "cancel", "id": str}
                 {"op": "govern", "threads": int | null, "pace_ms": float}   (thermal governor)
                 {"op": "tokenize", "id": str, "text": str}           (count tokens, with BOS, as a prompt)
+                {"op": "embed", "id": str, "inputs": [str | [int]], "truncate": bool}   (see engine/embed.py)
+                {"op": "embed_cancel", "id": str}                     (its client went away)
                 {"op": "shutdown"}
 worker → host   {"ev": "loaded", "load_seconds": float, "n_ctx": int, "system_info": str, ...}
                 {"ev": "load_failed", "message": str}
@@ -15,6 +17,10 @@ worker → host   {"ev": "loaded", "load_seconds": float, "n_ctx": int, "system_
                  "parked": int, "parked_bytes": int}                 (prompt caches parked in host RAM)
                 {"ev": "error", "id": str, "kind": str, "message": str}
                 {"ev": "tokens", "id": str, "count": int} | {"ev": "tokens", "id": str, "error": str}
+                {"ev": "embedding", "id": str, "index": int, "tokens": int, "vector": str}
+                                              (one per input: base64 of little-endian float32, unit length)
+                {"ev": "embedded", "id": str, "pooling": str} | {"ev": "embedded", "id": str, "kind": str,
+                 "message": str}                                       (the end of an embed op)
 
 ``kind`` names a class in :mod:`slmnode.errors` so the host re-raises the same error.
 """
@@ -44,6 +50,19 @@ class GenerationParams(BaseModel):
     stop: list[str] = Field(default_factory=list)
     json_schema: dict[str, Any] | None = None  # output must validate against this schema
     json_object: bool = False  # output must be a JSON object (any)
+    # a GBNF grammar (may hold ``NAME ::= @json-schema(N)`` placeholders for ``grammar_schemas[N]``, see
+    # slmnode.engine.gbnf): a tool-call grammar in the model's own syntax. With ``grammar_triggers`` (regular
+    # expressions matched against all the text generated so far) it is lazy: free text until a trigger
+    # matches, then the grammar from the trigger's first capture group on (llama.cpp's lazy grammar sampler)
+    grammar: str | None = None
+    grammar_schemas: list[dict[str, Any]] = Field(default_factory=list)
+    grammar_triggers: list[str] = Field(default_factory=list)
+    # thinking budget: after this many tokens inside a thinking block (``reasoning_tags`` = open, close), the
+    # engine writes the close tag itself so the answer keeps the rest of max_tokens. ``reasoning_open``: the
+    # prompt already opened the block (Qwen 3.5's generation prompt ends with ``<think>``)
+    reasoning_budget: int | None = Field(None, ge=0)
+    reasoning_tags: tuple[str, str] = ("<think>", "</think>")
+    reasoning_open: bool = False
     # False: the caller only wants the whole text, so the worker sends it about once a second rather
     # than every token_interval_ms (fewer wake-ups of the HTTP process, which preempt a decode thread)
     stream: bool = True

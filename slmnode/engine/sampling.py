@@ -64,6 +64,19 @@ class ModelView(Protocol):
     def logits(self, idx: int) -> np.ndarray: ...
 
 
+def _grammar_sampler(vocab: Any, gbnf: str, triggers: list[str]) -> Any:
+    """llama.cpp's grammar sampler; lazy (free text until a trigger pattern matches) when ``triggers`` are given.
+
+    A lazy sampler passes every candidate while it waits, so the chosen-token check below costs nothing on
+    free text; once triggered it constrains from the trigger's first capture group on.
+    """
+    if not triggers:
+        return llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode("utf-8"), b"root")
+    patterns = (ctypes.c_char_p * len(triggers))(*[t.encode("utf-8") for t in triggers])
+    return llama_cpp.llama_sampler_init_grammar_lazy_patterns(vocab, gbnf.encode("utf-8"), b"root", patterns,
+                                                              len(triggers), None, 0)
+
+
 class SeqSampler:
     """One sequence's sampler chain plus an optional grammar checked lazily (chosen token first)."""
 
@@ -90,7 +103,7 @@ class SeqSampler:
             add(llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
         self.grammar = None
         if gbnf is not None:
-            self.grammar = llama_cpp.llama_sampler_init_grammar(lm.vocab, gbnf.encode("utf-8"), b"root")
+            self.grammar = _grammar_sampler(lm.vocab, gbnf, params.grammar_triggers)
             if not self.grammar:
                 llama_cpp.llama_sampler_free(self.chain)
                 raise RequestError("grammar rejected by llama.cpp", param="response_format")
@@ -170,6 +183,14 @@ class SeqSampler:
             self.grammar_resamples += 1
             token = self._resample(logits)
         if self.penalized or not self.greedy:  # a greedy chain keeps no state
+            llama_cpp.llama_sampler_accept(self.chain, token)
+        if self.grammar is not None:
+            llama_cpp.llama_sampler_accept(self.grammar, token)
+        return token
+
+    def take(self, token: int) -> int:
+        """Feed ``token`` (written by the engine, not sampled) through the chain's and grammar's state."""
+        if self.penalized or not self.greedy:
             llama_cpp.llama_sampler_accept(self.chain, token)
         if self.grammar is not None:
             llama_cpp.llama_sampler_accept(self.grammar, token)

@@ -5,10 +5,15 @@ Run as ``python -m slmnode.engine.worker '<WorkerSettings JSON>'``. stdout carri
 takes commands off stdin so a ``cancel`` or ``govern`` lands while generations run; the main thread
 runs :class:`slmnode.engine.batch.BatchEngine`, which decodes up to ``parallel`` requests together
 (continuous batching, prompt-prefix reuse) and starts the rest in arrival order as slots free up.
+An embedding thread serves ``embed`` ops (:mod:`slmnode.engine.embed`); its decodes and the engine's decode
+steps take turns (:class:`slmnode.engine.embed.Turns`), so a long embedding slows generation but never stalls it.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import logging
 import os
 import queue
 import sys
@@ -21,6 +26,9 @@ from slmnode.engine.settings import WorkerSettings
 
 if TYPE_CHECKING:
     from slmnode.engine.batch import BatchEngine
+    from slmnode.engine.embed import Embedder
+
+log = logging.getLogger("slmnode.engine.worker")
 
 
 class _Out:
@@ -52,7 +60,7 @@ def load(settings: WorkerSettings) -> Any:
 
 
 def _reader(inp: IO[bytes], jobs: queue.Queue[dict[str, Any] | None], engine_ref: list[BatchEngine],
-            out: _Out) -> None:
+            out: _Out, embeds: queue.Queue[dict[str, Any]], embeds_cancelled: set[str]) -> None:
     import json
 
     for raw in inp:
@@ -75,11 +83,41 @@ def _reader(inp: IO[bytes], jobs: queue.Queue[dict[str, Any] | None], engine_ref
                 out.send({"ev": "tokens", "id": msg["id"], "count": len(engine_ref[0].lm.tokenize(msg["text"]))})
             except Exception as exc:
                 out.send({"ev": "tokens", "id": msg.get("id", ""), "error": f"cannot tokenize: {exc}"})
+        elif op == "embed":  # served by the embedding thread (started once the model is loaded)
+            embeds.put(msg)
+        elif op == "embed_cancel":
+            embeds_cancelled.add(msg.get("id", ""))  # (set.add is atomic)
         elif op == "shutdown":
             break
         else:
             jobs.put(msg)
     jobs.put(None)
+
+
+def _embedding(embeds: queue.Queue[dict[str, Any]], embedder: Embedder, out: _Out, cancelled: set[str]) -> None:
+    """Serve ``embed`` ops one at a time: one ``embedding`` event per input, then ``embedded``.
+
+    An op whose client went away (``embed_cancel``) stops before its next decode."""
+    from slmnode.errors import SlmnodeError
+
+    while True:
+        msg = embeds.get()
+        rid = msg.get("id", "")
+        try:
+            if rid in cancelled:  # went away while queued
+                continue
+            stop = functools.partial(cancelled.__contains__, rid)
+            for e in embedder.embed(msg["inputs"], bool(msg.get("truncate", False)), stop):
+                vector = base64.b64encode(e.vector.astype("<f4").tobytes()).decode("ascii")
+                out.send({"ev": "embedding", "id": rid, "index": e.index, "tokens": e.tokens, "vector": vector})
+            out.send({"ev": "embedded", "id": rid, "pooling": embedder.pooling_name})
+        except SlmnodeError as exc:
+            out.send({"ev": "embedded", "id": rid, "kind": type(exc).__name__, "message": exc.message})
+        except Exception as exc:  # a bug, or llama.cpp failing: never let one request kill the worker
+            log.exception("embed request %s failed", rid)
+            out.send({"ev": "embedded", "id": rid, "kind": "EngineError", "message": f"embedding failed: {exc}"})
+        finally:
+            cancelled.discard(rid)
 
 
 def _heartbeat(out: _Out, every_s: float) -> None:
@@ -97,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = WorkerSettings.model_validate_json(argv[0])
     engine_ref: list[BatchEngine] = []
     jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
-    threading.Thread(target=_reader, args=(sys.stdin.buffer, jobs, engine_ref, out), daemon=True).start()
+    embeds: queue.Queue[dict[str, Any]] = queue.Queue()
+    embeds_cancelled: set[str] = set()
+    threading.Thread(target=_reader, args=(sys.stdin.buffer, jobs, engine_ref, out, embeds, embeds_cancelled),
+                     daemon=True).start()
     t0 = time.perf_counter()
     try:
         llm = load(settings)
@@ -109,12 +150,33 @@ def main(argv: list[str] | None = None) -> int:
     import llama_cpp
 
     from slmnode.engine.batch import BatchEngine
+    from slmnode.engine.embed import Embedder, Turns
+    from slmnode.errors import SlmnodeError
 
     gc.freeze()  # what was loaded lives for good: collections between decode steps need not walk it
+    turns = Turns()
 
-    engine = BatchEngine(llm, out.send_all, settings.n_threads, settings.token_interval_ms / 1000,
-                         cache_ram_bytes=settings.cache_ram_mb * 1024 * 1024)
+    class TurnTakingEngine(BatchEngine):
+        def step(self) -> None:  # a decode step waits for an embedding decode in progress, and vice versa
+            with turns:
+                super().step()
+
+    engine = TurnTakingEngine(llm, out.send_all, settings.n_threads, settings.token_interval_ms / 1000,
+                              cache_ram_bytes=settings.cache_ram_mb * 1024 * 1024)
     engine_ref.append(engine)
+    try:
+        embedder = Embedder(llm, lambda: engine.n_threads, turns)
+    except SlmnodeError as exc:  # e.g. a reranker: every embed op gets the reason
+        reason = exc
+
+        def refuse() -> None:
+            while True:
+                msg = embeds.get()
+                out.send({"ev": "embedded", "id": msg.get("id", ""), "kind": type(reason).__name__,
+                          "message": reason.message})
+        threading.Thread(target=refuse, daemon=True).start()
+    else:
+        threading.Thread(target=_embedding, args=(embeds, embedder, out, embeds_cancelled), daemon=True).start()
     threading.Thread(target=_heartbeat, args=(out, settings.heartbeat_s), daemon=True).start()
     out.send({
         "ev": "loaded", "load_seconds": time.perf_counter() - t0, "n_ctx": llm.n_ctx,

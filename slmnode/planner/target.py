@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from slmnode.catalog.embedded import DEFAULT_EMBEDDED, embedded
 from slmnode.catalog.quants import get_quant
 from slmnode.catalog.resolve import resolve_family, split_quant
-from slmnode.catalog.store import EMBEDDED_NAME, ModelStore
+from slmnode.catalog.store import DEFAULT_ALIASES, ModelStore
 from slmnode.errors import ModelNotFound
 from slmnode.planner.model_facts import ModelFacts, facts_from_family, facts_from_gguf
 
@@ -14,13 +15,16 @@ from slmnode.planner.model_facts import ModelFacts, facts_from_family, facts_fro
 def facts_for(name: str | None, quant: str | None = None, store: ModelStore | None = None) -> tuple[ModelFacts, bool]:
     """Facts for ``name`` and whether it is instruction-tuned.
 
-    Order: an existing ``.gguf`` path (exact), a model in the store (exact), a catalog name with
-    ``quant`` (or the quant in the name, default Q4_K_M; estimated).
+    Order: an embedded model (``None``/``default`` = the default one; exact), an existing ``.gguf`` path
+    (exact), a model in the store (exact), a catalog name with ``quant`` (or the quant in the name,
+    default Q4_K_M; estimated).
     """
-    if name is None or name in (EMBEDDED_NAME, f"{EMBEDDED_NAME}:latest"):
+    name = name or "default"
+    model = DEFAULT_EMBEDDED if name in DEFAULT_ALIASES else embedded(name)
+    if model is not None:
         store = store or ModelStore()
-        path = store.path_of(store.ensure_embedded())
-        return facts_from_gguf(path), False
+        path = store.path_of(store.ensure_embedded(model.name))
+        return facts_from_gguf(path), model.instruct
     p = Path(name).expanduser()
     if p.suffix.lower() == ".gguf" and p.is_file():
         facts = facts_from_gguf(p)

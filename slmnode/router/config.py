@@ -20,6 +20,7 @@
     api_key_env = "GEMINI_API_KEY"
     input_usd_per_mtok = 0.25
     output_usd_per_mtok = 1.50
+    # api = "anthropic"            # an Anthropic Messages upstream (base_url = "https://api.anthropic.com/v1")
 
 API keys are read from the named environment variables when a request is sent; they are never
 stored in the config, the ledger or a log line.
@@ -48,7 +49,7 @@ REFERENCE_MODEL = "gemini-3.1-flash-lite"
 
 
 class Upstream(BaseModel):
-    """One OpenAI-compatible cloud endpoint."""
+    """One cloud endpoint: OpenAI-compatible (chat completions), or Anthropic Messages (``api = "anthropic"``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -59,6 +60,7 @@ class Upstream(BaseModel):
     input_usd_per_mtok: float = Field(0.0, ge=0)
     output_usd_per_mtok: float = Field(0.0, ge=0)
     timeout: float = Field(60.0, gt=0, description="seconds to wait for the upstream (connect and between bytes)")
+    api: Literal["openai", "anthropic"] = Field("openai", description="the upstream's wire format")
 
     @field_validator("base_url")
     @classmethod

@@ -1,4 +1,5 @@
 """The router: where each /v1/chat/completions request runs, with fallbacks, and what it cost.
+(/v1/messages and /v1/responses take the same way as their chat completions twin: :mod:`.wire`.)
 
     model "local" or a local model name ─▶ local (pinned)
     model "<upstream>" / "cloud"        ─▶ that upstream / the first one (pinned)
@@ -26,6 +27,7 @@ import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from slmnode.chat.types import Conversation
 from slmnode.engine.protocol import GenerationParams, Usage
 from slmnode.errors import (
     QueueFull,
@@ -46,7 +48,8 @@ from slmnode.router.upstream import (
     complete,
     open_stream,
 )
-from slmnode.server.errors import openai_body
+from slmnode.router.wire import LocalPath, Protocol, Tally, Wire, chat_request, chat_result
+from slmnode.server.errors import error_response, openai_body
 from slmnode.server.openai_api import ChatRequest, local_chat
 from slmnode.server.service import Node, chat_job, collect
 
@@ -112,6 +115,7 @@ class Router:
         """The name the ledger shows for the caller's API key (configured name, else a short hash)."""
         given = request.headers.get("authorization", "")
         token = given[7:].strip() if given.lower().startswith("bearer ") else ""
+        token = token or request.headers.get("x-api-key", "").strip()  # Anthropic's clients
         if not token:
             return "-"
         return self.key_names.get(token) or "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:10]
@@ -205,10 +209,29 @@ class Router:
             return JSONResponse(openai_body(exc.message, exc.error_type, exc.code, exc.param),
                                 status_code=exc.status_code, headers=headers)
 
-    async def _answer(self, node: Node, body: ChatRequest, d: Decision, key: str, t0: float) -> Response:
+    async def wire(self, node: Node, protocol: Protocol, body: Any, conv: Conversation, request: Request,
+                   local: LocalPath) -> Response:
+        """A /v1/messages or /v1/responses request (``body``, as ``conv``): decided as its chat completions
+        twin, answered by the adapter's ``local`` path or a cloud chat completion rendered in ``protocol``."""
+        t0 = time.perf_counter()
+        key = self.key_of(request)
+        w = Wire(protocol, body, conv, local)
+        chat = ChatRequest.model_validate(chat_request(conv))
+        d = await self.decide(node, chat, request, key)
+        try:
+            return await self._answer(node, chat, d, key, t0, w)
+        except SlmnodeError as exc:  # still say where it went and why, in the protocol's error shape
+            headers = self._headers(d)
+            if exc.status_code == 503:
+                headers["Retry-After"] = str(exc.retry_after or 1)
+            return error_response(request, exc.status_code, exc.message, exc.error_type, exc.code, exc.param,
+                                  headers)
+
+    async def _answer(self, node: Node, body: ChatRequest, d: Decision, key: str, t0: float,
+                      wire: Wire | None = None) -> Response:
         if d.target == "local":
             try:
-                return await self._local(node, body, d, key, t0)
+                return await self._local(node, body, d, key, t0, wire)
             except (QueueFull, ThermalLimit) as exc:
                 first = self.config.upstreams[0].name if self.config.upstreams else None
                 over = None
@@ -216,16 +239,16 @@ class Router:
                     over = self._guard(replace(d, target=first, reason=f"local {exc.code} -> cloud; was: {d.reason}"),
                                        body)
                 if over is None or over.target == "local":  # pinned, not allowed, nowhere to go, or private
-                    await self._record(d, key, body, "error", 0, 0, t0, 0.0, 0.0)
+                    await self._record(d, key, body, "error", 0, 0, t0, 0.0, 0.0, wire)
                     raise
                 d = over
-        return await self._cloud(node, body, d, key, t0)
+        return await self._cloud(node, body, d, key, t0, wire)
 
     def _headers(self, d: Decision) -> dict[str, str]:
         return {ROUTE_HEADER: d.target, f"{ROUTE_HEADER}-Reason": _header_safe(d.reason), "X-Slmnode-Task": d.task}
 
     async def _record(self, d: Decision, key: str, body: ChatRequest, status: str, tin: int, tout: int,
-                      t0: float, cost: float, reference: float) -> None:
+                      t0: float, cost: float, reference: float, wire: Wire | None = None) -> None:
         up = self.config.upstream(d.target)
         if up is not None:
             model = up.model
@@ -234,12 +257,22 @@ class Router:
         else:
             model = "default"
         row = LedgerRow(route=d.target, reason=d.reason, task=d.task, model=model, status=status,
-                        stream=body.stream, tokens_in=tin, tokens_out=tout, latency_s=time.perf_counter() - t0,
+                        stream=wire.stream if wire is not None else body.stream, tokens_in=tin, tokens_out=tout, latency_s=time.perf_counter() - t0,
                         cost_usd=cost, reference_usd=reference, api_key=key)
         await asyncio.shield(asyncio.to_thread(self.ledger.record, row))
 
-    async def _local(self, node: Node, body: ChatRequest, d: Decision, key: str, t0: float) -> Response:
+    async def _local(self, node: Node, body: ChatRequest, d: Decision, key: str, t0: float,
+                     wire: Wire | None = None) -> Response:
         routed = body.model in _ROUTE_NAMES or self.config.upstream(body.model or "") is not None
+        if wire is not None:
+            answer = await wire.local(replace(wire.conv, model=None) if routed else wire.conv)
+
+            async def tallied(t: Tally) -> None:  # the protocol's usage has no timings: wall time for energy
+                await self._record(d, key, body, "ok" if t.done and not t.failed else "error", t.tokens_in,
+                                   t.tokens_out, t0, self.config.local_cost(time.perf_counter() - t0),
+                                   self.config.reference_cost(t.tokens_in, t.tokens_out), wire)
+
+            return await wire.tap(answer, self._headers(d), tallied)
         local_body = body.model_copy(update={"model": None}) if routed else body  # keep a pinned local model
 
         async def done(usage: Usage | None, status: str) -> None:
@@ -251,7 +284,8 @@ class Router:
 
         return await local_chat(node, local_body, on_done=done, headers=self._headers(d))
 
-    async def _cloud(self, node: Node, body: ChatRequest, d: Decision, key: str, t0: float) -> Response:
+    async def _cloud(self, node: Node, body: ChatRequest, d: Decision, key: str, t0: float,
+                     wire: Wire | None = None) -> Response:
         payload = body.model_dump(exclude_none=True)
         if d.redact:
             payload["messages"] = redact_messages(body.messages)
@@ -278,20 +312,24 @@ class Router:
                 continue
             except UpstreamRejected as exc:
                 breaker.success()
-                await self._record(here, key, body, "error", 0, 0, t0, 0.0, 0.0)
+                await self._record(here, key, body, "error", 0, 0, t0, 0.0, 0.0, wire)
+                if wire is not None:
+                    return wire.rejected(exc.status, exc.body, self._headers(here))
                 return JSONResponse(exc.body, status_code=exc.status, headers=self._headers(here))
             breaker.success()
             usage = answer.get("usage") or {}
             tin = int(usage.get("prompt_tokens") or _estimate_tokens(body.messages))
             tout = int(usage.get("completion_tokens") or len(json.dumps(answer["choices"][0])) // 4)
             await self._record(here, key, body, "ok", tin, tout, t0, up.cost(tin, tout),
-                               self.config.reference_cost(tin, tout))
+                               self.config.reference_cost(tin, tout), wire)
+            if wire is not None:
+                return wire.render(chat_result(answer, up.model), self._headers(here))
             return JSONResponse(answer, headers=self._headers(here))
         failed = "; ".join(failures)
         if self.config.fallback_to_local and _estimate_tokens(body.messages) < node.settings.ctx * 0.9:
             back = replace(d, target="local", reason=f"{d.reason}; upstreams failed ({failed}) -> local")
-            return await self._local(node, body, back, key, t0)
-        await self._record(d, key, body, "error", 0, 0, t0, 0.0, 0.0)
+            return await self._local(node, body, back, key, t0, wire)
+        await self._record(d, key, body, "error", 0, 0, t0, 0.0, 0.0, wire)
         raise UpstreamError(f"no upstream could answer ({failed}) and the local fallback is "
                             f"{'off' if not self.config.fallback_to_local else 'too short for this prompt'}")
 

@@ -1,4 +1,5 @@
 """Calling one OpenAI-compatible cloud upstream with httpx: a whole answer, or a primed SSE stream.
+(An ``api = "anthropic"`` upstream is called in Anthropic's format: :mod:`.anthropic_upstream`.)
 
 Failures that another route may cure (connection refused, timeout, 401/403/404/408/429, 5xx, a
 stream cut before its first chunk) raise :class:`UpstreamFailed`; the router then tries the next
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from slmnode.router import anthropic_upstream
 from slmnode.router.config import Upstream
 
 _CLIENT_FAULT = {400, 413, 422}
@@ -46,6 +48,11 @@ class StreamTally:
 
 def _request(up: Upstream, body: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
     headers = {"Content-Type": "application/json"}
+    if up.api == "anthropic":
+        headers["anthropic-version"] = anthropic_upstream.ANTHROPIC_VERSION
+        if key := up.api_key():
+            headers["x-api-key"] = key
+        return f"{up.base_url}/messages", headers, anthropic_upstream.messages_body(body, up.model)
     if key := up.api_key():
         headers["Authorization"] = f"Bearer {key}"
     return f"{up.base_url}/chat/completions", headers, {**body, "model": up.model}
@@ -57,7 +64,9 @@ def _failure(up: Upstream, status: int, text: str) -> UpstreamFailed:
     return UpstreamFailed(up.name, f"HTTP {status}{hint}")
 
 
-def _rejected(resp: httpx.Response, text: str) -> UpstreamRejected:
+def _rejected(resp: httpx.Response, text: str, up: Upstream | None = None) -> UpstreamRejected:
+    if up is not None and up.api == "anthropic":
+        return UpstreamRejected(resp.status_code, anthropic_upstream.error_body(resp.status_code, text))
     try:
         body: Any = json.loads(text)
     except ValueError:
@@ -86,11 +95,13 @@ async def complete(client: httpx.AsyncClient, up: Upstream, body: dict[str, Any]
     except httpx.HTTPError as exc:
         raise UpstreamFailed(up.name, _transport_reason(exc)) from exc
     if resp.status_code in _CLIENT_FAULT:
-        raise _rejected(resp, resp.text)
+        raise _rejected(resp, resp.text, up)
     if resp.status_code != 200:
         raise _failure(up, resp.status_code, resp.text)
     try:
         data = resp.json()
+        if up.api == "anthropic":
+            data = anthropic_upstream.completion(data)
         data["choices"][0]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise UpstreamFailed(up.name, "answer is not a chat completion") from exc
@@ -102,8 +113,20 @@ async def open_stream(client: httpx.AsyncClient, up: Upstream, body: dict[str, A
     """Start a streaming completion and wait for its first chunk, so a failure can still fall back.
 
     Returns an iterator of SSE ``data:`` payloads (str, without the prefix), ending after ``[DONE]``.
-    Usage is always requested upstream (for the ledger) and recorded in ``tally``.
+    Usage is always requested upstream (for the ledger) and recorded in ``tally``. An Anthropic-format
+    upstream answers whole; its answer is replayed as chunks.
     """
+    if up.api == "anthropic":
+        answer = await complete(client, up, body)
+        tally.tokens_in = int(answer["usage"]["prompt_tokens"])
+        tally.tokens_out = int(answer["usage"]["completion_tokens"])
+        tally.finished = True
+
+        async def replayed() -> AsyncIterator[str]:
+            for item in anthropic_upstream.chunks(answer):
+                yield item
+
+        return replayed()
     url, headers, payload = _request(up, {**body, "stream": True})
     payload["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     request = client.build_request("POST", url, json=payload, headers=headers, timeout=timeout_for(up))

@@ -17,7 +17,7 @@ from contextlib import aclosing
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from slmnode.chat.prepare import arguments_object, prepare
@@ -349,11 +349,18 @@ def error_event(exc: Exception) -> str:
 
 # -- routes ------------------------------------------------------------------------------------------------------
 @router.post("", response_model=None)
-async def messages(body: MessagesRequest, request: Request) -> JSONResponse | StreamingResponse:
+async def messages(body: MessagesRequest, request: Request) -> Response:
     node: Node = request.app.state.node
     conv = conversation(body)
+    if node.router is not None:  # local or cloud, privacy guard, ledger: slmnode.router.wire
+        return await node.router.wire(node, "anthropic", body, conv, request, lambda c: local_messages(node, c))
+    return await local_messages(node, conv)
+
+
+async def local_messages(node: Node, conv: Conversation) -> JSONResponse | StreamingResponse:
+    """Answer with a local model."""
     mid = f"msg_{secrets.token_hex(12)}"
-    if not body.stream:
+    if not conv.stream:
         t0 = time.perf_counter()
         result = await run_chat(node, conv)
         node.metrics.latency.labels("messages").observe(time.perf_counter() - t0)

@@ -26,7 +26,7 @@ from slmnode.hardware.memory import memory_facts
 from slmnode.hardware.root import SysRoot
 from slmnode.planner.memory import kv_split_fits
 from slmnode.planner.model_facts import facts_from_gguf
-from slmnode.server import anthropic_api, ollama_api, openai_api, responses_api
+from slmnode.server import anthropic_api, embeddings_api, ollama_api, ollama_models, openai_api, responses_api
 from slmnode.server import errors as error_handlers
 from slmnode.server.errors import error_response
 from slmnode.server.models import ModelManager, ServedModel, parse_keep_alive
@@ -56,7 +56,8 @@ class JSONBodies:
 
 
 def served_model(settings: Settings, store: ModelStore | None = None) -> ServedModel:
-    """The default model: a path to a .gguf, a name in the store, or the embedded model."""
+    """The default model: a path to a .gguf, a name in the store, or (none given) the embedded default,
+    SmolLM2 135M Instruct; its first use places the other embedded model (Gemma 3 270M) in the store too."""
     store = store or ModelStore()
     if settings.model and (settings.model.endswith(".gguf") or Path(settings.model).is_file()):
         path = Path(settings.model).expanduser()
@@ -205,13 +206,11 @@ def create_app(node: Node, on_loaded: Callable[[Node], None] | None = None) -> F
         node.metrics.parked_bytes.set(nbytes)
         return Response(node.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.get("/")
-    async def root() -> dict[str, Any]:
-        return {"name": "slmnode", "version": __version__, "model": node.default.name,
-                "openai_base_url": "/v1", "ollama_base_url": "/", "health": "/health"}
-
     app.include_router(openai_api.router)
     app.include_router(responses_api.router)
     app.include_router(ollama_api.router)
     app.include_router(anthropic_api.router)
+    app.include_router(embeddings_api.router)
+    app.include_router(ollama_models.router)
+    app.include_router(ollama_models.root_router)  # GET|HEAD / : "Ollama is running"
     return app

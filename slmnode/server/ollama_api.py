@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from slmnode import __version__
+from slmnode.chat.capabilities import capabilities
 from slmnode.chat.prepare import arguments_object
 from slmnode.chat.types import ChatResult, Conversation, Finished, Reasoning, ReasoningDelta, TextDelta, ToolCall
 from slmnode.engine.client import Done, Token
@@ -284,7 +285,7 @@ async def show(body: ShowReq, request: Request) -> dict[str, Any]:
                   f"{arch}.attention.head_count_kv": info.head_count_kv}
     return {"modelfile": f"FROM {m.path}\n", "parameters": f"num_ctx {node.settings.ctx}",
             "template": info.chat_template or "", "details": _details(m), "model_info": model_info,
-            "capabilities": ["completion", "tools"], "modified_at": _iso(m.added_at)}
+            "capabilities": list(capabilities(info).names), "modified_at": _iso(m.added_at)}
 
 
 @router.get("/ps")

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from slmnode.chat.capabilities import capabilities
 from slmnode.chat.types import ChatEvent
 from slmnode.engine.chat_format import render_completion
 from slmnode.engine.client import Done, Token
@@ -95,7 +96,8 @@ async def list_models(request: Request) -> dict[str, Any]:
     local = [
         {"id": m.name, "object": "model", "created": int(m.added_at), "owned_by": "slmnode",
          "meta": {"n_ctx": node.settings.ctx, "n_ctx_train": m.info.context_length, "size": m.info.size_bytes,
-                  "n_params": m.info.parameter_count, "loaded": node.models.slot_of(m.name) is not None}}
+                  "n_params": m.info.parameter_count, "loaded": node.models.slot_of(m.name) is not None,
+                  "capabilities": list((caps := capabilities(m.info)).names), "tool_format": caps.tool_format}}
         for m in node.models.available()]
     routed = node.router.model_entries() if node.router is not None else []
     return {"object": "list", "data": local + routed}

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from slmnode.chat.types import (
@@ -400,9 +400,16 @@ def _sse(ev: dict[str, Any]) -> str:
 
 
 @router.post("/responses", response_model=None)
-async def responses(body: ResponsesRequest, request: Request) -> JSONResponse | StreamingResponse:
+async def responses(body: ResponsesRequest, request: Request) -> Response:
     node: Node = request.app.state.node
     conv = conversation(body)
+    if node.router is not None:  # local or cloud, privacy guard, ledger: slmnode.router.wire
+        return await node.router.wire(node, "responses", body, conv, request, lambda c: local_responses(node, body, c))
+    return await local_responses(node, body, conv)
+
+
+async def local_responses(node: Node, body: ResponsesRequest, conv: Conversation) -> JSONResponse | StreamingResponse:
+    """Answer with a local model."""
     t0 = time.perf_counter()
     chat = await open_chat(node, conv)  # admission and request errors raise here, before any byte
     writer = ResponseWriter(response_skeleton(body, conv, chat.model.name))

@@ -32,9 +32,11 @@ log = logging.getLogger(__name__)
 
 
 class ChatRouter(Protocol):
-    """Decides where a /v1/chat/completions request runs (this node or a cloud upstream)."""
+    """Decides where a chat request runs (this node or a cloud upstream): chat completions (``chat``),
+    Anthropic Messages and Responses (``wire``, with the adapter's local path)."""
 
     async def chat(self, node: Node, body: Any, request: Any) -> Any: ...
+    async def wire(self, node: Node, protocol: Any, body: Any, conv: Any, request: Any, local: Any) -> Any: ...
     def model_entries(self) -> list[dict[str, Any]]: ...
 
 

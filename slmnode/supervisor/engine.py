@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from slmnode.catalog.model_info import ModelInfo
-from slmnode.engine.client import EngineClient, EngineState, Event, Started
+from slmnode.engine.client import Embeddings, EngineClient, EngineState, Event, Started
 from slmnode.engine.protocol import GenerationParams
 from slmnode.errors import EngineCrashed, EngineNotReady, ModelLoadError, NotEnoughMemory, RequestTimeout
 from slmnode.supervisor.events import EventLog
@@ -133,6 +133,15 @@ class SupervisedEngine:
             raise EngineNotReady(f"the model is not available (state {self.state.value}); retry shortly")
         return await self.inner.count_tokens(text)
 
+    async def embed(self, inputs: Sequence[str | list[int]], truncate: bool) -> Embeddings:
+        if self.state != EngineState.READY or self.inner is None:
+            raise EngineNotReady(f"the model is not available (state {self.state.value}); retry shortly")
+        timeout = self.policy.request_timeout or None
+        try:
+            return await asyncio.wait_for(self.inner.embed(inputs, truncate), timeout)
+        except TimeoutError as exc:
+            raise RequestTimeout(f"the embedding ran past its {timeout:.0f} s limit") from exc
+
     async def generate(self, prompt: str, params: GenerationParams) -> AsyncIterator[Event]:
         timeout = self.policy.request_timeout or None
         deadline = time.monotonic() + timeout if timeout else None
@@ -140,7 +149,7 @@ class SupervisedEngine:
             if self.state == EngineState.LOADING:  # restarting: queued work waits for it
                 try:
                     await asyncio.wait_for(self._ready.wait(), timeout=self._left(deadline))
-                except asyncio.TimeoutError as exc:
+                except TimeoutError as exc:
                     raise RequestTimeout("the engine did not come back within the request's time limit") from exc
             if self.state != EngineState.READY or self.inner is None:
                 raise EngineNotReady(f"the model is not available (state {self.state.value}"
@@ -157,7 +166,7 @@ class SupervisedEngine:
                         ev = await asyncio.wait_for(gen.__anext__(), timeout=self._left(deadline))
                     except StopAsyncIteration:
                         return
-                    except asyncio.TimeoutError as exc:
+                    except TimeoutError as exc:
                         raise RequestTimeout(f"the request ran past its {timeout:.0f} s limit; it was stopped") from exc
                     if isinstance(ev, Started):
                         started = True
@@ -171,7 +180,7 @@ class SupervisedEngine:
                     self._set(EngineState.LOADING)  # the watcher is about to notice and restart
                 continue
             finally:
-                await gen.aclose()
+                await gen.aclose()  # type: ignore[attr-defined]
 
     @staticmethod
     def _left(deadline: float | None) -> float | None:
@@ -195,7 +204,7 @@ class SupervisedEngine:
                 async for _ in self.inner.generate("Hello", _CANARY):  # type: ignore[union-attr]
                     pass
             await asyncio.wait_for(run(), self.policy.canary_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return f"canary generation did not finish in {self.policy.canary_timeout:.0f} s"
         except EngineCrashed:
             return None  # the crash path handles it

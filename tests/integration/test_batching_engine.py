@@ -37,8 +37,8 @@ PROMPT = "<start_of_turn>user\nList three fruits as JSON.<end_of_turn>\n<start_o
 
 
 @pytest.fixture(scope="module")
-def lm(embedded_path: Path) -> LoadedModel:
-    return LoadedModel(str(embedded_path), n_ctx=1024, n_threads=2, n_batch=256, n_ubatch=256, n_seq=2)
+def lm(gemma_path: Path) -> LoadedModel:
+    return LoadedModel(str(gemma_path), n_ctx=1024, n_threads=2, n_batch=256, n_ubatch=256, n_seq=2)
 
 
 def _decode(lm: LoadedModel, batch: Any, tokens: list[int], pos: int) -> None:

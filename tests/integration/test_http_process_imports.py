@@ -36,11 +36,11 @@ print(json.dumps({"loaded": loaded, "modules": sorted(
 """
 
 
-def test_serve_path_loads_a_model_without_llama_cpp_in_the_http_process(embedded_path: Path,
+def test_serve_path_loads_a_model_without_llama_cpp_in_the_http_process(gemma_path: Path,
                                                                          _hermetic_home: Path) -> None:
-    done = subprocess.run([sys.executable, "-c", SERVE_PATH, str(embedded_path)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", SERVE_PATH, str(gemma_path)], capture_output=True, text=True,
                           env={**os.environ, "SLMNODE_HOME": str(_hermetic_home)}, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out["loaded"] == [embedded_path.stem]  # the real engine ran, in its own process
+    assert out["loaded"] == [gemma_path.stem]  # the real engine ran, in its own process
     assert out["modules"] == []

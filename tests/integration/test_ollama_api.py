@@ -8,6 +8,7 @@ import jsonschema
 import ollama
 import pytest
 
+from slmnode.catalog.embedded import GEMMA3
 from tests.conftest import RunningNode
 
 pytestmark = pytest.mark.integration
@@ -50,12 +51,17 @@ def test_format_schema_is_enforced(client: ollama.Client, node: RunningNode) -> 
 
 
 def test_list_show_ps_version(client: ollama.Client, node: RunningNode) -> None:
-    (m,) = client.list().models
-    assert m.model == node.model and m.size > 200_000_000 and m.details.format == "gguf"
-    assert m.details.quantization_level == "Q4_K_M" and len(m.digest) == 64
+    listed = {m.model: m for m in client.list().models}
+    assert set(listed) == {node.model, GEMMA3.name}  # both embedded models, before Gemma is ever used
+    m = listed[node.model]
+    assert m.size == 98_362_432 and m.details.format == "gguf"
+    assert m.details.quantization_level == "Q4_1" and len(m.digest) == 64
     shown = client.show(node.model)
-    assert shown.details.family == "gemma3"
-    assert shown.modelinfo["gemma3.block_count"] == 18
+    assert shown.details.family == "llama"
+    assert shown.modelinfo["llama.block_count"] == 30
+    gemma = client.show(GEMMA3.name)
+    assert gemma.details.family == "gemma3" and gemma.modelinfo["gemma3.block_count"] == 18
+    assert listed[GEMMA3.name].details.quantization_level == "Q4_K_M"
     (loaded,) = client.ps().models
     assert loaded.model == node.model
 

@@ -8,6 +8,7 @@ import jsonschema
 import openai
 import pytest
 
+from slmnode.catalog.embedded import GEMMA3
 from tests.conftest import RunningNode
 
 pytestmark = pytest.mark.integration
@@ -18,9 +19,9 @@ def client(node: RunningNode) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{node.base_url}/v1", api_key="unused", max_retries=0, timeout=600)
 
 
-def test_models_list_names_the_embedded_model(client: openai.OpenAI, node: RunningNode) -> None:
+def test_models_list_names_the_embedded_models(client: openai.OpenAI, node: RunningNode) -> None:
     ids = [m.id for m in client.models.list()]
-    assert ids == [node.model]
+    assert ids == [node.model, GEMMA3.name]  # the served default first
 
 
 def test_chat_completion_answers_with_usage_and_timings(client: openai.OpenAI, node: RunningNode) -> None:

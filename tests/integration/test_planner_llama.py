@@ -35,9 +35,9 @@ def _llama_kv_mib(path: Path, ctx: int) -> float:
 
 
 @pytest.mark.parametrize("ctx", [1024, 6144])
-def test_kv_cache_matches_llama_cpp(embedded_path: Path, ctx: int) -> None:
-    predicted = kv_cache_bytes(facts_from_gguf(embedded_path), ctx) / MiB
-    assert _llama_kv_mib(embedded_path, ctx) == pytest.approx(predicted, abs=0.01)
+def test_kv_cache_matches_llama_cpp(gemma_path: Path, ctx: int) -> None:
+    predicted = kv_cache_bytes(facts_from_gguf(gemma_path), ctx) / MiB
+    assert _llama_kv_mib(gemma_path, ctx) == pytest.approx(predicted, abs=0.01)
 
 
 def test_calibrate_caches_a_local_profile(embedded_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -42,8 +42,8 @@ def system(i: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def lm(embedded_path: Path) -> LoadedModel:
-    model = LoadedModel(str(embedded_path), n_ctx=4096, n_threads=2, n_batch=512, n_ubatch=512, n_seq=4)
+def lm(gemma_path: Path) -> LoadedModel:
+    model = LoadedModel(str(gemma_path), n_ctx=4096, n_threads=2, n_batch=512, n_ubatch=512, n_seq=4)
     assert model.n_swa == 512  # Gemma 3: the rule under test exists on this model
     return model
 

@@ -34,15 +34,15 @@ CUT = 25 * (1 << 20) + 1234  # bytes the fake hub sends before dropping the conn
 
 
 @pytest.fixture(scope="module")
-def gguf_sha(embedded_path: Path) -> str:
-    return sha256_file(embedded_path)
+def gguf_sha(gemma_path: Path) -> str:
+    return sha256_file(gemma_path)
 
 
 @pytest.fixture
-def hub(embedded_path: Path, gguf_sha: str) -> Iterator[FakeHub]:
+def hub(gemma_path: Path, gguf_sha: str) -> Iterator[FakeHub]:
     with FakeHub() as h:
-        h.add(REPO, Q4, embedded_path, sha256=gguf_sha)
-        h.add(REPO, Q8, embedded_path, sha256=gguf_sha)
+        h.add(REPO, Q4, gemma_path, sha256=gguf_sha)
+        h.add(REPO, Q8, gemma_path, sha256=gguf_sha)
         yield h
 
 
@@ -85,12 +85,12 @@ def leftovers(store: ModelStore) -> list[str]:
 
 
 def test_pull_alias_verifies_registers_and_is_idempotent(hub: FakeHub, store: ModelStore, gguf_sha: str,
-                                                        embedded_path: Path) -> None:
+                                                        gemma_path: Path) -> None:
     code, data, err = run_pull(hub, "gemma3:270m")
     assert code == 0, err
     assert data["names"] == ["gemma3:270m-q4_k_m", "gemma3:270m"]
     assert data["sha256"] == gguf_sha and data["sha256_verified"] is True
-    assert data["size_bytes"] == embedded_path.stat().st_size == data["downloaded_bytes"]
+    assert data["size_bytes"] == gemma_path.stat().st_size == data["downloaded_bytes"]
     assert data["source"] == f"hf://{REPO}/{Q4}@{COMMIT}"
     assert {c["name"]: c["ok"] for c in data["checks"]} == {"disk": True, "ram": True}
     # Both names resolve to one verified blob; nothing else was left behind.
@@ -112,7 +112,7 @@ def test_pull_alias_verifies_registers_and_is_idempotent(hub: FakeHub, store: Mo
 
 
 def test_interrupted_pull_resumes_with_a_range_request(hub: FakeHub, store: ModelStore, gguf_sha: str,
-                                                      embedded_path: Path) -> None:
+                                                      gemma_path: Path) -> None:
     # First run: the connection drops after CUT bytes and the hub then answers 503 -> the pull fails.
     hub.state.cut_after, hub.state.fail_next_gets = CUT, 1
     code, _, err = run_pull(hub, "gemma3:270m")
@@ -128,7 +128,7 @@ def test_interrupted_pull_resumes_with_a_range_request(hub: FakeHub, store: Mode
     last = hub.state.body_gets(Q4)[-1]
     assert last.headers.get("Range") == f"bytes={have}-"
     assert data["resumed_from"] == have
-    assert data["downloaded_bytes"] == embedded_path.stat().st_size - have
+    assert data["downloaded_bytes"] == gemma_path.stat().st_size - have
     assert data["sha256"] == gguf_sha and sha256_file(store.path_of(store.get("gemma3:270m"))) == gguf_sha
     assert leftovers(store) == []
 

@@ -33,9 +33,9 @@ def store(_hermetic_home: Path) -> ModelStore:
     return ModelStore(_hermetic_home / "models")
 
 
-def test_hub_down_says_cannot_reach(embedded_path: Path, store: ModelStore) -> None:
+def test_hub_down_says_cannot_reach(gemma_path: Path, store: ModelStore) -> None:
     with FakeHub() as hub:
-        hub.add(REPO, Q4, embedded_path)
+        hub.add(REPO, Q4, gemma_path)
         url = hub.url
     # the hub's port is closed now: connection refused
     with pytest.raises(StoreError, match="cannot reach the hub") as info:
@@ -51,11 +51,11 @@ def _model_info_without_file_names(self: Any, repo_id: str, rev: str, blobs: boo
     self._send(200, {"Content-Type": "application/json"}, body)
 
 
-def test_malformed_hub_answer_is_a_bug_not_a_network_error(embedded_path: Path, store: ModelStore,
+def test_malformed_hub_answer_is_a_bug_not_a_network_error(gemma_path: Path, store: ModelStore,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fakehub._Handler, "_model_info", _model_info_without_file_names)
     with FakeHub() as hub:
-        hub.add(REPO, Q4, embedded_path)
+        hub.add(REPO, Q4, gemma_path)
         with pytest.raises(KeyError, match="rfilename"):
             pull(resolve_target(f"hf://{REPO}", "Q4_K_M"), store=store, endpoint=hub.url)
         res = CliRunner().invoke(main, ["pull", f"hf://{REPO}", "--quant", "Q4_K_M", "--json"],

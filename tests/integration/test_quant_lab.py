@@ -34,9 +34,9 @@ def slmnode(home: Path, *args: str, timeout: float = 240) -> subprocess.Complete
 
 
 @pytest.fixture(scope="module")
-def q8_path(embedded_home: Path, embedded_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def q8_path(embedded_home: Path, gemma_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("quants")
-    r = slmnode(embedded_home, "quant", str(embedded_path), "--to", "Q8_0", "--allow-requantize",
+    r = slmnode(embedded_home, "quant", str(gemma_path), "--to", "Q8_0", "--allow-requantize",
                 "-o", str(out), "--json")
     assert r.returncode == 0, r.stderr
     assert "quality is bounded by the source" in r.stderr
@@ -58,27 +58,27 @@ def test_q8_0_from_embedded_loads_and_answers(embedded_home: Path, q8_path: Path
     assert r.stdout.strip()
 
 
-def test_quantized_source_refused_without_allow_requantize(embedded_home: Path, embedded_path: Path,
+def test_quantized_source_refused_without_allow_requantize(embedded_home: Path, gemma_path: Path,
                                                            tmp_path: Path) -> None:
-    r = slmnode(embedded_home, "quant", str(embedded_path), "--to", "Q8_0", "-o", str(tmp_path))
+    r = slmnode(embedded_home, "quant", str(gemma_path), "--to", "Q8_0", "-o", str(tmp_path))
     assert r.returncode == 1
     assert "already quantized" in r.stderr and "--allow-requantize" in r.stderr
     assert list(tmp_path.iterdir()) == []
 
 
-def test_engine_quantize_failure_leaves_no_partial_file(embedded_path: Path, tmp_path: Path) -> None:
+def test_engine_quantize_failure_leaves_no_partial_file(gemma_path: Path, tmp_path: Path) -> None:
     from slmnode.engine.quantize import quantize_gguf
     from slmnode.errors import ModelFormatError
 
     with pytest.raises(ModelFormatError, match="allow-requantize"):
-        quantize_gguf(embedded_path, tmp_path / "x-Q8_0.gguf", "Q8_0", allow_requantize=False)
+        quantize_gguf(gemma_path, tmp_path / "x-Q8_0.gguf", "Q8_0", allow_requantize=False)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_kl_divergence_of_model_against_itself_is_zero(embedded_path: Path) -> None:
+def test_kl_divergence_of_model_against_itself_is_zero(gemma_path: Path) -> None:
     _, text = load_corpus(max_chars=4000)
-    with LogitScorer(embedded_path, n_ctx=CTX, n_batch=16, threads=2) as a, \
-         LogitScorer(embedded_path, n_ctx=CTX, n_batch=16, threads=2) as b:
+    with LogitScorer(gemma_path, n_ctx=CTX, n_batch=16, threads=2) as a, \
+         LogitScorer(gemma_path, n_ctx=CTX, n_batch=16, threads=2) as b:
         plan = plan_chunks(a.tokenize(text), CTX, a.bos, max_chunks=2)
         ref_nll, nll, kl = compare_to_reference(a, b, plan)
     s = kl.summary()
@@ -88,8 +88,8 @@ def test_kl_divergence_of_model_against_itself_is_zero(embedded_path: Path) -> N
     assert nll.perplexity == pytest.approx(ref_nll.perplexity, rel=1e-5)
 
 
-def test_perplexity_matches_hand_computation_from_logits(embedded_path: Path) -> None:
-    with LogitScorer(embedded_path, n_ctx=CTX, n_batch=8, threads=2) as s:
+def test_perplexity_matches_hand_computation_from_logits(gemma_path: Path) -> None:
+    with LogitScorer(gemma_path, n_ctx=CTX, n_batch=8, threads=2) as s:
         tokens = s.tokenize(TINY)
         plan = plan_chunks(tokens, CTX, s.bos)
         assert plan.n_chunks >= 1
@@ -110,9 +110,9 @@ def test_perplexity_matches_hand_computation_from_logits(embedded_path: Path) ->
     assert got == pytest.approx(math.exp(sum(nll) / len(nll)), rel=1e-6)
 
 
-def test_compare_cli_json_and_chart(embedded_home: Path, embedded_path: Path, q8_path: Path, tmp_path: Path) -> None:
+def test_compare_cli_json_and_chart(embedded_home: Path, gemma_path: Path, q8_path: Path, tmp_path: Path) -> None:
     png = tmp_path / "q.png"
-    r = slmnode(embedded_home, "quant", "compare", str(q8_path), str(embedded_path), "--ctx", str(CTX),
+    r = slmnode(embedded_home, "quant", "compare", str(q8_path), str(gemma_path), "--ctx", str(CTX),
                 "--chunks", "2", "--batch", "16", "--threads", "2", "--no-speed", "--json", "--plot", str(png))
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)

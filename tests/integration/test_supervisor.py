@@ -21,7 +21,7 @@ import httpx
 import psutil
 import pytest
 
-from slmnode.catalog.store import EMBEDDED_NAME
+from slmnode.catalog.embedded import DEFAULT_EMBEDDED
 from tests.conftest import NodeProcess, RunningNode, decode_step_s, start_node
 
 pytestmark = pytest.mark.integration
@@ -29,12 +29,13 @@ CHAT = "/v1/chat/completions"
 
 
 def _req(max_tokens: int = 4, content: str = "hi") -> dict:
-    return {"model": EMBEDDED_NAME, "max_tokens": max_tokens, "messages": [{"role": "user", "content": content}]}
+    return {"model": DEFAULT_EMBEDDED.name, "max_tokens": max_tokens, "messages": [{"role": "user", "content": content}]}
 
 
 def _endless(max_tokens: int) -> dict:
     """A request that runs to ``max_tokens`` whatever the model would like: its answer must be a string of
-    more digits than that, and the embedded model has no token of two digits, so the grammar never lets it end."""
+    more digits than that, and the embedded models (SmolLM2, Gemma 3) have no token of two digits, so the
+    grammar never lets it end."""
     schema = {"type": "string", "pattern": f"^[0-9]{{{max_tokens + 1},}}$"}
     return {**_req(max_tokens, "Write a very long number."),
             "response_format": {"type": "json_schema", "json_schema": {"name": "digits", "schema": schema}}}
@@ -191,7 +192,7 @@ def test_model_that_does_not_fit_is_refused_with_numbers(embedded_home: Path, tm
         p.stop()
 
 
-def test_full_data_dir_keeps_serving(embedded_path: Path, tmp_path: Path) -> None:
+def test_full_data_dir_keeps_serving(smollm_path: Path, tmp_path: Path) -> None:
     home = tmp_path / "full"
     home.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(home)], capture_output=True).returncode:
@@ -202,9 +203,9 @@ def test_full_data_dir_keeps_serving(embedded_path: Path, tmp_path: Path) -> Non
                 f.write(b"\0" * 64 * 1024)
             except OSError:
                 pass  # the disk is now full
-        p, url = start_node(home, "--model", str(embedded_path), "--ctx", "512")
+        p, url = start_node(home, "--model", str(smollm_path), "--ctx", "512")
         try:
-            r = httpx.post(f"{url}{CHAT}", json={**_req(), "model": embedded_path.stem}, timeout=60)
+            r = httpx.post(f"{url}{CHAT}", json={**_req(), "model": smollm_path.stem}, timeout=60)
             assert r.status_code == 200, r.text
             h = httpx.get(f"{url}/health").json()
             assert h["status"] == "ok" and h["events_writable"] is False

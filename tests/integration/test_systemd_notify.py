@@ -20,7 +20,7 @@ import httpx
 import psutil
 import pytest
 
-from slmnode.catalog.store import EMBEDDED_NAME
+from slmnode.catalog.embedded import DEFAULT_EMBEDDED
 from tests.conftest import start_node
 
 pytestmark = pytest.mark.integration
@@ -80,7 +80,7 @@ def test_a_real_node_feeds_the_watchdog_while_loading_and_while_its_model_is_dow
         meminfo.write_text("MemTotal: 16000000 kB\nMemAvailable: 1000 kB\n")  # the model no longer fits
         (worker,) = psutil.Process(p.proc.pid).children()
         worker.kill()
-        receiver.until(f"STATUS={EMBEDDED_NAME}: error")  # the restart was refused: the model is down
+        receiver.until(f"STATUS={DEFAULT_EMBEDDED.name}: error")  # the restart was refused: the model is down
         for _ in range(3):
             assert "WATCHDOG=1" in receiver.until("WATCHDOG=1")[-1]
         h = httpx.get(f"{url}/health", timeout=BOUND).json()

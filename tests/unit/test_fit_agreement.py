@@ -78,9 +78,9 @@ def verdicts(path: Path, available: int, root: Path) -> dict[str, tuple[int, boo
 
 
 @pytest.mark.parametrize("offset", OFFSETS, ids=[f"need{o // KiB:+d}KiB" for o in OFFSETS])
-def test_plan_pull_doctor_and_serve_agree_around_the_margin(embedded_path: Path, tmp_path: Path,
+def test_plan_pull_doctor_and_serve_agree_around_the_margin(gemma_path: Path, tmp_path: Path,
                                                             offset: int) -> None:
-    facts = facts_from_gguf(embedded_path)
+    facts = facts_from_gguf(gemma_path)
     probe_root = _capture(tmp_path / "probe", 8 << 30).root
     hw = probe(probe_root)
     repack = machine_repack_types(hw.cpu.arch, hw.cpu.flags)
@@ -89,7 +89,7 @@ def test_plan_pull_doctor_and_serve_agree_around_the_margin(embedded_path: Path,
     available = (need + offset) // KiB * KiB  # /proc/meminfo counts kB
     expected = need + FIT_MARGIN_BYTES <= available
 
-    got = verdicts(embedded_path, available, tmp_path / "box")
+    got = verdicts(gemma_path, available, tmp_path / "box")
 
     assert {name: n for name, (n, _) in got.items()} == dict.fromkeys(got, need)
     assert {name: ok for name, (_, ok) in got.items()} == dict.fromkeys(got, expected)

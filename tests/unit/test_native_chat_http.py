@@ -106,3 +106,42 @@ def test_ollama_chat_gets_thinking_and_tool_calls(case: Case) -> None:
         assert "".join(m["message"].get("thinking", "") for m in lines) == case.reasoning
         assert [(c["function"]["name"], c["function"]["arguments"]) for c in lines[-1]["message"]["tool_calls"]] \
             == _expected(case)
+
+
+QWEN35 = next(c for c in CASES if c.id == "qwen35-call")
+ASK = [{"role": "user", "content": "time?"}]
+
+
+@pytest.mark.parametrize(("extra", "budget", "opened"), [
+    ({"max_tokens": 100}, 75, True),  # a quarter of max_tokens kept for the answer
+    ({"max_tokens": 40}, 24, True),  # at least 16 kept
+    ({"max_tokens": 100, "thinking_budget_tokens": 10}, 10, True),
+    ({}, None, True),  # no max_tokens: no budget, as llama-server
+    ({"max_tokens": 100, "reasoning_effort": "none"}, None, False),
+    ({"max_tokens": 100, "chat_template_kwargs": {"enable_thinking": False}}, None, False),
+], ids=["default", "small", "explicit", "unbounded", "effort-none", "template-off"])
+def test_the_engine_gets_the_thinking_budget_and_whether_the_prompt_opened_thinking(
+        extra: dict[str, Any], budget: int | None, opened: bool) -> None:
+    client, eng = _client(QWEN35)
+    with client:
+        assert client.post("/v1/chat/completions", json={"messages": ASK, **extra}).status_code == 200
+    prompt, params = eng.prompts[0]
+    assert prompt.rstrip().endswith("<think>") == opened
+    assert params.reasoning_budget == (budget if opened else None)
+    assert params.reasoning_open == opened
+
+
+def test_tools_auto_get_a_lazy_grammar_and_a_forced_tool_a_grammar_from_the_first_token() -> None:
+    client, eng = _client(QWEN35)
+    with client:
+        body = {"messages": ASK, "tools": OPENAI_TOOLS}
+        client.post("/v1/chat/completions", json=body)
+        client.post("/v1/chat/completions", json={**body, "tool_choice": {"type": "function",
+                                                                          "function": {"name": "get_time"}}})
+        client.post("/v1/chat/completions", json={**body, "response_format": {"type": "json_object"}})
+    (_, auto), (forced_prompt, forced), (_, structured) = eng.prompts
+    assert auto.grammar and auto.grammar_triggers and "<function=get_time>" in auto.grammar
+    assert forced.grammar and not forced.grammar_triggers
+    assert "get_time" in forced.grammar and "special_function" not in forced.grammar  # only the chosen tool
+    assert not forced_prompt.rstrip().endswith("<think>")  # a forced call is not preceded by thinking
+    assert structured.grammar is None and structured.json_object  # JSON output: no tool grammar, no thinking

@@ -21,8 +21,8 @@ from slmnode.planner.speed import predict_speed
 
 
 @pytest.fixture(scope="module")
-def gemma(embedded_path: Path):  # type: ignore[no-untyped-def]
-    return facts_from_gguf(embedded_path)
+def gemma(gemma_path: Path):  # type: ignore[no-untyped-def]
+    return facts_from_gguf(gemma_path)
 
 
 def test_facts_from_gguf(gemma) -> None:  # type: ignore[no-untyped-def]

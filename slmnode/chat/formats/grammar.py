@@ -27,6 +27,7 @@ from typing import Any
 from slmnode.chat.formats.readers import schema_types
 from slmnode.chat.formats.spec import FENCE_OPENER, FormatSpec
 from slmnode.chat.types import ToolSpec
+from slmnode.engine.gbnf import prefixed
 
 SchemaToGbnf = Callable[[dict[str, Any]], str]  # a JSON schema → a complete GBNF grammar with a ``root`` rule
 
@@ -101,28 +102,6 @@ def call_schema_after_trigger(spec: FormatSpec, tools: Sequence[ToolSpec], *, pa
 
 # -- GBNF composition ----------------------------------------------------------------------------------------
 
-_RULE = re.compile(r"^([a-zA-Z0-9-]+)\s*::=\s*(.*)$")
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\[(?:[^\]\\]|\\.)*\]|\{[^}]*\}|[a-zA-Z0-9-]+|.', re.S)
-
-
-def _prefixed(grammar: str, prefix: str) -> tuple[list[str], str]:
-    """The rules of ``grammar`` with every rule name prefixed (so several grammars can be merged); returns
-    (rule lines, the new name of ``root``)."""
-    rules: list[tuple[str, str]] = []
-    for line in grammar.splitlines():
-        m = _RULE.match(line.strip())
-        if m:
-            rules.append((m.group(1), m.group(2)))
-        elif line.strip() and rules:
-            rules[-1] = (rules[-1][0], rules[-1][1] + " " + line.strip())
-    names = {name for name, _ in rules}
-
-    def rename(body: str) -> str:
-        return "".join(prefix + tok if tok in names else tok for tok in _TOKEN.findall(body))
-
-    return [f"{prefix}{name} ::= {rename(body)}" for name, body in rules], f"{prefix}root"
-
-
 def lit(text: str) -> str:
     """A GBNF string literal."""
     out = []
@@ -189,7 +168,7 @@ class _Builder:
     def json(self, schema: dict[str, Any]) -> str:
         """A rule name for JSON text valid against ``schema``."""
         self.count += 1
-        lines, root = _prefixed(self.convert(schema), f"j{self.count}-")
+        lines, root = prefixed(self.convert(schema), f"j{self.count}-")
         self.rules += lines
         return root
 
