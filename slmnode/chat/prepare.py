@@ -17,11 +17,12 @@ validate (``chat.formats.grammar``; JSON-schema pieces are expanded in the worke
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from slmnode.catalog.model_info import ModelInfo
 from slmnode.chat.formats import call_gbnf, detect, lazy_trigger_patterns, new_parser, render
+from slmnode.chat.formats.spec import FENCE_OPENER
 from slmnode.chat.types import (
     ChatEvent,
     Conversation,
@@ -137,7 +138,9 @@ def _prepare_native(info: ModelInfo, conv: Conversation, forced: list[dict[str, 
         names = {f["name"] for f in forced}
         callable_tools = [t for t in tools if t.name in names]
         slots = SchemaSlots()
-        g = call_gbnf(spec, callable_tools, slots, parallel=conv.parallel_tool_calls)
+        # the answer is the call itself: no markdown fence around a bare call object
+        bare = replace(spec, openers=tuple(o for o in spec.openers if o != FENCE_OPENER))
+        g = call_gbnf(bare, callable_tools, slots, parallel=conv.parallel_tool_calls)
         params = params.model_copy(update={"grammar": g.gbnf, "grammar_schemas": slots.schemas, "grammar_triggers": [],
                                            "json_schema": None, "json_object": False})
     elif tools and not structured:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from slmnode.errors import ModelFormatError, ModelLoadError, RequestError
+from slmnode.errors import EngineError, ModelFormatError, ModelLoadError, RequestError
 
 
 class LogitScorer:
@@ -60,7 +60,7 @@ class LogitScorer:
         b.n_tokens = len(tokens)
         rc = self._lc.llama_decode(self.llm.ctx, b)
         if rc != 0:
-            raise RequestError(f"llama_decode failed (code {rc}) at position {pos0}")
+            raise EngineError(f"llama_decode failed (code {rc}) at position {pos0}")
 
     def _outputs(self, n: int) -> np.ndarray:
         ptr = self._lc.llama_get_logits(self.llm.ctx)

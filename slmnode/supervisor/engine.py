@@ -96,8 +96,8 @@ class SupervisedEngine:
             cb(self)
 
     async def _load_once(self) -> None:
-        if self.memory_check is not None:
-            self.memory_check()
+        if self.memory_check is not None:  # /proc/meminfo and the GGUF header: off the event loop (an SD card is slow)
+            await asyncio.to_thread(self.memory_check)
         self.inner = self._make()
         await self.inner.start()
 

@@ -19,11 +19,12 @@ import httpx
 import jsonschema
 import pytest
 
+from slmnode.catalog.embedded import GEMMA3
 from tests.conftest import RunningNode, start_node
 
 pytestmark = pytest.mark.integration
 
-PROMPTS = ["1, 2, 3, 4,", "January, February, March,", "Monday, Tuesday, Wednesday,", "<html>\n<head>\n"]
+PROMPTS = ["1, 2, 3, 4,", "def fibonacci(n):", "Monday, Tuesday, Wednesday,", "<html>\n<head>\n"]
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +46,11 @@ def _concurrently(fn, items: list) -> list:  # type: ignore[no-untyped-def]
 
 
 def test_greedy_outputs_in_a_batch_of_4_equal_their_outputs_alone(http: httpx.Client, node: RunningNode) -> None:
-    alone = [_complete(http, node.model, p)["choices"][0]["text"] for p in PROMPTS]
-    batched = _concurrently(lambda p: _complete(http, node.model, p), PROMPTS)
+    # On Gemma 3 270M: SmolLM2-135M has near-ties between its top two tokens on these prompts, which llama.cpp's
+    # CPU kernels may break differently for a sequence alone and in a batch (other matrix shapes, other rounding)
+    model = GEMMA3.name
+    alone = [_complete(http, model, p)["choices"][0]["text"] for p in PROMPTS]
+    batched = _concurrently(lambda p: _complete(http, model, p), PROMPTS)
     assert all(a.strip() for a in alone)
     assert [b["choices"][0]["text"] for b in batched] == alone
     # they really ran together: every request was in generation while the others were
