@@ -144,9 +144,3 @@ def decode_step_s(base_url: str, model: str) -> float:
     if int(t["predicted_n"]) < 2:  # ended at its first token: the prompt pass is one (long) step
         return float(t["prompt_ms"]) / 1000
     return float(t["predicted_ms"]) / 1000 / (int(t["predicted_n"]) - 1)
-
-
-@pytest.fixture(scope="session")
-def embedded_path(gemma_path: Path) -> Path:
-    """The name tests used while Gemma was the only embedded model: still Gemma. New tests say which."""
-    return gemma_path

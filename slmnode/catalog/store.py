@@ -49,13 +49,15 @@ class Manifest:
     source: str
     added_at: float
     info: dict[str, Any] = field(default_factory=dict)
+    standin: bool = False  # random weights in the model's shape (slmnode.catalog.standin): output is noise
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
-    "name": str, "file": str, "sha256": str, "size_bytes": int, "source": str, "added_at": (int, float), "info": dict}
+    "name": str, "file": str, "sha256": str, "size_bytes": int, "source": str, "added_at": (int, float), "info": dict,
+    "standin": bool}
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,7 @@ class ModelStore:
         expected_sha256: str | None = None,
         move: bool = False,
         progress: Callable[[int], None] | None = None,
+        standin: bool = False,
     ) -> Manifest:
         """Copy (or move) ``src`` into the store as ``name``, verifying its sha256.
 
@@ -231,6 +234,7 @@ class ModelStore:
             source=source,
             added_at=time.time(),
             info=info_dict,
+            standin=standin,
         )
         _atomic_write_text(self._manifest_path(name), json.dumps(manifest.to_dict(), indent=2))
         return manifest
@@ -283,7 +287,8 @@ class ModelStore:
     def tag(self, manifest: Manifest, name: str, source: str | None = None) -> Manifest:
         """Another name for the same blob (like an Ollama tag): a new manifest, no copy."""
         tagged = Manifest(name=name, file=manifest.file, sha256=manifest.sha256, size_bytes=manifest.size_bytes,
-                          source=source or manifest.source, added_at=time.time(), info=dict(manifest.info))
+                          source=source or manifest.source, added_at=time.time(), info=dict(manifest.info),
+                          standin=manifest.standin)
         _atomic_write_text(self._manifest_path(name), json.dumps(tagged.to_dict(), indent=2))
         return tagged
 

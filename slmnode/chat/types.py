@@ -119,6 +119,7 @@ class ChatResult:
     finish_reason: FinishReason
     usage: Usage
     model: str = ""
+    stop_sequence: str | None = None  # the request's stop string that ended the answer, if one did
 
 
 @dataclass(frozen=True)

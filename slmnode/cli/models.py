@@ -50,7 +50,8 @@ def list_models(as_json: bool) -> None:
     table = Table("NAME", "QUANT", "PARAMS", "SIZE", "SOURCE", "ADDED")
     table.columns[4].overflow = "fold"
     for m in items:
-        table.add_row(m.name, str(m.info.get("quant_type")), f"{m.info.get('parameter_count', 0) / 1e6:.0f}M",
+        name = f"{m.name} (stand-in)" if m.standin else m.name
+        table.add_row(name, str(m.info.get("quant_type")), f"{m.info.get('parameter_count', 0) / 1e6:.0f}M",
                       f"{m.size_bytes / 2**20:.0f} MiB", m.source, time.strftime("%Y-%m-%d %H:%M", time.localtime(m.added_at)))
     console.print(table)
 
@@ -123,3 +124,8 @@ def remove(name: str) -> None:
     """
     manifest = ModelStore().remove(name)
     console.print(f"removed {manifest.name}")
+
+
+from slmnode.cli.standin import standin as _standin  # noqa: E402  (its own module; registered here)
+
+models.add_command(_standin)

@@ -55,15 +55,17 @@ class TextOut:
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.held = ""
         self.stopped = False
+        self.matched: str | None = None  # the stop string that ended the text
 
     def feed(self, piece: bytes) -> tuple[str, bool]:
         """Returns (text safe to emit now, a stop string was hit)."""
         if not self.stops:
             return self.decoder.decode(piece), False
         self.held += self.decoder.decode(piece)
-        hits = [i for i in (self.held.find(s) for s in self.stops) if i >= 0]
+        hits = [(at, s) for at, s in ((self.held.find(s), s) for s in self.stops) if at >= 0]
         if hits:
-            out, self.held, self.stopped = self.held[: min(hits)], "", True
+            at, self.matched = min(hits, key=lambda h: h[0])
+            out, self.held, self.stopped = self.held[:at], "", True
             return out, True
         keep = 0
         for s in self.stops:
@@ -336,7 +338,7 @@ class BatchEngine:
         usage = Usage(prompt_tokens=len(job.tokens), cached_tokens=job.cached, completion_tokens=job.generated,
                       prompt_ms=(t_first - job.t0) * 1000, generation_ms=(t_end - t_first) * 1000)
         self.send({"ev": "done", "id": job.rid, "finish_reason": reason, "usage": usage.model_dump(),
-                   "parked": len(self.parked), "parked_bytes": self.parked.nbytes})
+                   "stop": job.text.matched, "parked": len(self.parked), "parked_bytes": self.parked.nbytes})
         job.sampler.close()
         self._forget_cancel(job.rid)
         slot.job = None

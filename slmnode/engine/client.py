@@ -56,6 +56,7 @@ class Token:
 class Done:
     finish_reason: str
     usage: Usage
+    stop: str | None = None  # the stop string that ended the text, if one did
 
 
 Event = Started | Token | Done
@@ -322,7 +323,7 @@ class EngineClient:
                     yield Started(msg["prompt_tokens"], msg["cached_tokens"])
                 elif ev == "done":
                     finished = True
-                    yield Done(msg["finish_reason"], Usage.model_validate(msg["usage"]))
+                    yield Done(msg["finish_reason"], Usage.model_validate(msg["usage"]), msg.get("stop"))
                     return
                 elif ev == "error":
                     finished = True

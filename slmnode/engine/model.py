@@ -9,9 +9,14 @@ Python shows.
 from __future__ import annotations
 
 import ctypes
+import logging
 
 import llama_cpp
 import numpy as np
+
+# llama-cpp-python prints every llama.cpp log line, debug ones included, to stderr: with a lazy grammar that is
+# one "Grammar still awaiting trigger" line per generated token. The node keeps llama.cpp's warnings and errors.
+logging.getLogger("llama-cpp-python").setLevel(logging.WARNING)
 
 _KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml_type ids
 

@@ -13,7 +13,7 @@ worker → host   {"ev": "loaded", "load_seconds": float, "n_ctx": int, "system_
                 {"ev": "progress", "id": str, "prompt_done": int}     (after each prompt batch)
                 {"ev": "started", "id": str, "prompt_tokens": int, "cached_tokens": int}
                 {"ev": "token", "id": str, "text": str}
-                {"ev": "done", "id": str, "finish_reason": str, "usage": Usage,
+                {"ev": "done", "id": str, "finish_reason": str, "usage": Usage, "stop": str | null,
                  "parked": int, "parked_bytes": int}                 (prompt caches parked in host RAM)
                 {"ev": "error", "id": str, "kind": str, "message": str}
                 {"ev": "tokens", "id": str, "count": int} | {"ev": "tokens", "id": str, "error": str}

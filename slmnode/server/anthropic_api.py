@@ -46,6 +46,13 @@ router = APIRouter(prefix="/v1/messages", tags=["anthropic"])
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
 
+def stop_fields(result: ChatResult) -> dict[str, Any]:
+    """``stop_reason`` and ``stop_sequence``: "stop_sequence" when one of the request's stop_sequences ended it."""
+    if result.stop_sequence is not None and result.finish_reason == "stop":
+        return {"stop_reason": "stop_sequence", "stop_sequence": result.stop_sequence}
+    return {"stop_reason": STOP_REASONS[result.finish_reason], "stop_sequence": None}
+
+
 class AnthropicTool(BaseModel):
     model_config = ConfigDict(extra="allow")  # cache_control and the like are accepted and ignored
 
@@ -258,7 +265,7 @@ def message(result: ChatResult, mid: str) -> dict[str, Any]:
     content += [{"type": "tool_use", "id": c.id, "name": c.name, "input": arguments_object(c.arguments)}
                 for c in result.tool_calls]
     return {"id": mid, "type": "message", "role": "assistant", "model": result.model, "content": content,
-            "stop_reason": STOP_REASONS[result.finish_reason], "stop_sequence": None, "usage": usage(result.usage)}
+            **stop_fields(result), "usage": usage(result.usage)}
 
 
 def sse(event: str, data: dict[str, Any]) -> str:
@@ -333,7 +340,7 @@ class StreamRenderer:
             out += self._close() + self._ping()
             out.append(sse("message_delta", {
                 "type": "message_delta",
-                "delta": {"stop_reason": STOP_REASONS[ev.result.finish_reason], "stop_sequence": None},
+                "delta": stop_fields(ev.result),
                 "usage": usage(ev.result.usage)}))
             out.append(sse("message_stop", {"type": "message_stop"}))
         return out

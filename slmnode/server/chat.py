@@ -90,8 +90,9 @@ async def open_chat(node: Node, conv: Conversation, keep_alive: float | None | s
                         finish = "tool_calls"
                     if finish not in ("stop", "length", "tool_calls"):
                         finish = "stop"
+                    matched = ev.stop if ev.stop in conv.params.stop else None  # not the template's own stops
                     yield Finished(ChatResult("".join(acc.text), "".join(acc.reasoning), calls,
-                                              finish, ev.usage, model.name))  # type: ignore[arg-type]
+                                              finish, ev.usage, model.name, matched))  # type: ignore[arg-type]
                     return
         finally:
             await evs.aclose()

@@ -106,7 +106,7 @@ def test_stop_sequence_ends_the_answer_before_it(client: anthropic.Anthropic, no
                                  stop_sequences=[" ", "\n"])
     assert cut.content[0].type == "text" and not set(cut.content[0].text) & {" ", "\n"}
     assert cut.usage.output_tokens < 12
-    assert cut.stop_reason == "end_turn"  # the engine does not say which stop string ended it (docs/api-anthropic.md)
+    assert cut.stop_reason == "stop_sequence" and cut.stop_sequence in (" ", "\n")
 
 
 @pytest.mark.parametrize("choice", [{"type": "tool", "name": "get_weather"}, {"type": "any"}])
