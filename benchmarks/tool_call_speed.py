@@ -88,7 +88,8 @@ def main() -> None:
         proc.terminate()
         proc.wait(30)
     med = {k: statistics.median(v) for k, v in runs.items()}
-    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "model": Path(model).name,
+    label = Path(args.model).name if args.model else "smollm2:135m-instruct-q4_1 (embedded)"
+    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "model": label,
               "threads": args.threads, "rounds": args.rounds, "max_tokens": args.max_tokens,
               "median_tps": med, "median_tokens": {k: statistics.median(v) for k, v in tokens.items()},
               "ratio_vs_free": ratio, "forced_calls_made": calls}
