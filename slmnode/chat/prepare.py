@@ -148,7 +148,8 @@ def _prepare_native(info: ModelInfo, conv: Conversation, forced: list[dict[str, 
         g = call_gbnf(spec, tools, slots, parallel=conv.parallel_tool_calls)
         params = params.model_copy(update={
             "grammar": g.gbnf, "grammar_schemas": slots.schemas,
-            "grammar_triggers": lazy_trigger_patterns(spec, thinking_open=r.thinking_open)})
+            "grammar_triggers": lazy_trigger_patterns(spec, thinking_open=r.thinking_open),
+            "grammar_trigger_starts": "".join(sorted({o[0] for o in spec.openers if o}))})
     parser = new_parser(spec, tools, thinking_open=r.thinking_open, stream_arguments=conv.stream)
     return Prepared(r.prompt, params, parser, bool(forced))
 

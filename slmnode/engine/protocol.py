@@ -57,6 +57,7 @@ class GenerationParams(BaseModel):
     grammar: str | None = None
     grammar_schemas: list[dict[str, Any]] = Field(default_factory=list)
     grammar_triggers: list[str] = Field(default_factory=list)
+    grammar_trigger_starts: str = ""  # characters a trigger can begin with (the lazy grammar is created at the first)
     # thinking budget: after this many tokens inside a thinking block (``reasoning_tags`` = open, close), the
     # engine writes the close tag itself so the answer keeps the rest of max_tokens. ``reasoning_open``: the
     # prompt already opened the block (Qwen 3.5's generation prompt ends with ``<think>``)

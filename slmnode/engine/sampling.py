@@ -61,6 +61,8 @@ class ModelView(Protocol):
     vocab: Any
     n_vocab: int
 
+    def piece(self, token: int) -> bytes: ...
+
     def logits(self, idx: int) -> np.ndarray: ...
 
 
@@ -102,11 +104,21 @@ class SeqSampler:
             seed = params.seed if params.seed is not None else random.getrandbits(32)
             add(llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
         self.grammar = None
+        # A lazy grammar waits for its trigger, but llama.cpp still runs the trigger patterns over all the text
+        # so far at every token (3-10 % of a small model's step, measured). Nothing can trigger before one of
+        # ``grammar_trigger_starts`` (the openers' first characters) is written, so the sampler is created only
+        # then and replays the tokens before it: the same state as if it had watched from the start.
+        self._deferred: tuple[str, list[str]] | None = None
+        self._seen: list[int] = []
+        self._starts = frozenset(params.grammar_trigger_starts.encode("utf-8"))
         if gbnf is not None:
             self.grammar = _grammar_sampler(lm.vocab, gbnf, params.grammar_triggers)
             if not self.grammar:
                 llama_cpp.llama_sampler_free(self.chain)
                 raise RequestError("grammar rejected by llama.cpp", param="response_format")
+            if params.grammar_triggers and self._starts:
+                llama_cpp.llama_sampler_free(self.grammar)  # it parsed: build it again when it may trigger
+                self.grammar, self._deferred = None, (gbnf, list(params.grammar_triggers))
         self._cand = np.zeros(lm.n_vocab, dtype=TOKEN_DATA)
         self._ids = np.arange(lm.n_vocab, dtype=np.int32)
         self._one = np.zeros(1, dtype=TOKEN_DATA)
@@ -184,6 +196,7 @@ class SeqSampler:
             token = self._resample(logits)
         if self.penalized or not self.greedy:  # a greedy chain keeps no state
             llama_cpp.llama_sampler_accept(self.chain, token)
+        self._watch(token)
         if self.grammar is not None:
             llama_cpp.llama_sampler_accept(self.grammar, token)
         return token
@@ -192,9 +205,24 @@ class SeqSampler:
         """Feed ``token`` (written by the engine, not sampled) through the chain's and grammar's state."""
         if self.penalized or not self.greedy:
             llama_cpp.llama_sampler_accept(self.chain, token)
+        self._watch(token)
         if self.grammar is not None:
             llama_cpp.llama_sampler_accept(self.grammar, token)
         return token
+
+    def _watch(self, token: int) -> None:
+        """Create a deferred lazy grammar when ``token`` may begin a trigger (see ``__init__``)."""
+        if self._deferred is None:
+            return
+        if self._starts.isdisjoint(self.lm.piece(token)):
+            self._seen.append(token)
+            return
+        gbnf, triggers = self._deferred
+        self._deferred = None
+        self.grammar = _grammar_sampler(self.lm.vocab, gbnf, triggers)
+        for earlier in self._seen:
+            llama_cpp.llama_sampler_accept(self.grammar, earlier)
+        self._seen = []
 
     def close(self) -> None:
         llama_cpp.llama_sampler_free(self.chain)

@@ -75,6 +75,17 @@ def test_text_is_free_until_the_trigger_then_the_grammar_rules(lm: LoadedModel, 
     assert "awaiting trigger" not in capfd.readouterr().err  # llama.cpp's per-token debug line stays out of the log
 
 
+def test_a_lazy_grammar_created_at_the_first_possible_trigger_character_behaves_the_same(
+        lm: LoadedModel, free_run: tuple[str, str]) -> None:
+    """The sampler defers creating a lazy grammar until a trigger's first character is written, replaying the
+    tokens before it: the output must be exactly that of a grammar watching from the first token."""
+    before, word = free_run
+    grammar = f'root ::= "{word}" " CONSTRAINED-7."'
+    watching = _generate(lm, _lazy(word, grammar))[0]
+    deferred = _generate(lm, _lazy(word, grammar).model_copy(update={"grammar_trigger_starts": word[0]}))[0]
+    assert deferred == watching and "".join(deferred) == f"{before}{word} CONSTRAINED-7."
+
+
 def test_json_schema_placeholders_are_expanded_in_the_worker(lm: LoadedModel, free_run: tuple[str, str]) -> None:
     before, word = free_run
     schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1, "maximum": 9},
