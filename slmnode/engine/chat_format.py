@@ -82,7 +82,8 @@ def known_format(info: ModelInfo) -> str:
     return _BY_ARCH.get(info.architecture, "chatml")
 
 
-def _text(content: Any, where: str) -> str:
+def text_of(content: Any, where: str) -> str:
+    """A message's text: a string, or a list of text parts (other parts are refused with a clear error)."""
     if content is None:
         return ""
     if isinstance(content, str):
@@ -90,11 +91,13 @@ def _text(content: Any, where: str) -> str:
     if isinstance(content, list):
         parts = []
         for part in content:
-            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+            if isinstance(part, dict) and part.get("type") in ("text", "input_text", "output_text") \
+                    and isinstance(part.get("text"), str):
                 parts.append(part["text"])
             else:
                 kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise RequestError(f"{where}: content part of type '{kind}' is not supported; send text", param="messages")
+                raise RequestError(f"{where}: content part of type '{kind}' is not supported by this model; send text",
+                                   param="messages")
         return "\n".join(parts)
     raise RequestError(f"{where}: content must be a string or a list of text parts", param="messages")
 
@@ -122,18 +125,18 @@ def normalize(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
         role = m.get("role")
         where = f"messages[{i}]"
         if role in ("system", "developer"):
-            out.append(("system", _text(m.get("content"), where)))
+            out.append(("system", text_of(m.get("content"), where)))
         elif role == "user":
-            out.append(("user", _text(m.get("content"), where)))
+            out.append(("user", text_of(m.get("content"), where)))
         elif role == "assistant":
-            text = _text(m.get("content"), where)
+            text = text_of(m.get("content"), where)
             calls = m.get("tool_calls") or []
             for c in calls:
                 ids[c.get("id", "")] = (c.get("function") or {}).get("name", "")
             out.append(("assistant", "\n".join(t for t in (text, _tool_call_text(calls)) if t)))
         elif role in ("tool", "function"):
             name = m.get("name") or ids.get(m.get("tool_call_id", ""), "tool")
-            out.append(("tool", f"Result of {name}: {_text(m.get('content'), where)}"))
+            out.append(("tool", f"Result of {name}: {text_of(m.get('content'), where)}"))
         else:
             raise RequestError(f"{where}.role must be one of system, user, assistant, tool; got {role!r}", param="messages")
     return out

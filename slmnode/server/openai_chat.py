@@ -25,29 +25,10 @@ from slmnode.chat.types import (
     ToolChoice,
     ToolSpec,
 )
+from slmnode.engine.chat_format import text_of
 from slmnode.engine.protocol import GenerationParams, Usage
 from slmnode.engine.tools import function_defs
 from slmnode.errors import RequestError
-
-
-def text_of(content: Any, where: str) -> str:
-    """A message's text: a string, or a list of text parts (other parts are refused with a clear error)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, dict) and part.get("type") in ("text", "input_text", "output_text") \
-                    and isinstance(part.get("text"), str):
-                parts.append(part["text"])
-            else:
-                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise RequestError(f"{where}: content part of type '{kind}' is not supported by this model; send text",
-                                   param="messages")
-        return "\n".join(parts)
-    raise RequestError(f"{where}: content must be a string or a list of text parts", param="messages")
 
 
 def _arguments_text(args: Any) -> str:
